@@ -1,0 +1,351 @@
+//! The status model shared by the CLI and the desktop app.
+//!
+//! Everything here is plain data that serialises to the JSON the CLI prints with `--json` and the
+//! app pushes to its window. Durations are whole seconds relative to the moment the status was
+//! produced; the driver adds the wall-clock timestamp (`at`) when it publishes a status.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where the registration stands, as a user would put it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RegistrationState {
+    /// Not started yet.
+    Idle,
+    /// A REGISTER is on its way (first registration, or after the binding was lost).
+    Registering,
+    /// The registrar holds our binding; calls can reach this device.
+    Registered,
+    /// The last attempt failed for a reason that may pass; another attempt is scheduled.
+    Retrying,
+    /// Stopped for a reason that needs the user (wrong password, forbidden): no more attempts.
+    Failed,
+    /// No usable network path to the registrar.
+    Offline,
+    /// Our binding was removed on request.
+    Unregistered,
+}
+
+impl RegistrationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Registering => "registering",
+            Self::Registered => "registered",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::Offline => "offline",
+            Self::Unregistered => "unregistered",
+        }
+    }
+}
+
+impl fmt::Display for RegistrationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// SIP transport of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    /// The token used in Via headers (`SIP/2.0/UDP`).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Self::Udp => "UDP",
+            Self::Tcp => "TCP",
+            Self::Tls => "TLS",
+        }
+    }
+
+    /// The value of the `transport=` URI parameter.
+    pub fn param(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Udp | Self::Tcp => 5060,
+            Self::Tls => 5061,
+        }
+    }
+
+    /// Reliable transports have no retransmissions (RFC 3261 §17.1.2.2).
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, Self::Udp)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.param())
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Ok(Self::Udp),
+            "tcp" => Ok(Self::Tcp),
+            "tls" => Ok(Self::Tls),
+            other => Err(format!("unknown transport `{other}` (expected udp, tcp or tls)")),
+        }
+    }
+}
+
+/// Stable, machine-readable problem codes. The UI and scripts key on these; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProblemCode {
+    /// The registrar rejected the credentials we had just sent.
+    WrongPassword,
+    /// 403: the registrar refuses this extension from this device.
+    Forbidden,
+    /// 404: the registrar does not know this extension.
+    UnknownExtension,
+    /// The registrar rejected the request for another reason the user must look at.
+    Rejected,
+    /// No answer from the registrar.
+    Timeout,
+    /// The registrar's name could not be resolved.
+    DnsFailure,
+    /// Nothing listens at the registrar's address and port (TCP/TLS refused, ICMP unreachable).
+    ConnectionRefused,
+    /// The TLS certificate of the registrar could not be verified.
+    TlsCertificate,
+    /// The registrar answered with a 5xx error.
+    ServerError,
+    /// No usable network path.
+    NetworkDown,
+    /// The connection to the registrar broke for another reason.
+    TransportError,
+    /// The registrar answered something we could not use.
+    InvalidResponse,
+    /// The keychain has no password, or could not be reached (set by the app/CLI, not the engine).
+    Credentials,
+}
+
+impl ProblemCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WrongPassword => "wrong_password",
+            Self::Forbidden => "forbidden",
+            Self::UnknownExtension => "unknown_extension",
+            Self::Rejected => "rejected",
+            Self::Timeout => "timeout",
+            Self::DnsFailure => "dns_failure",
+            Self::ConnectionRefused => "connection_refused",
+            Self::TlsCertificate => "tls_certificate",
+            Self::ServerError => "server_error",
+            Self::NetworkDown => "network_down",
+            Self::TransportError => "transport_error",
+            Self::InvalidResponse => "invalid_response",
+            Self::Credentials => "credentials",
+        }
+    }
+
+    /// Whether this problem stops all further attempts until the user acts.
+    pub fn needs_user(self) -> bool {
+        matches!(
+            self,
+            Self::WrongPassword
+                | Self::Forbidden
+                | Self::UnknownExtension
+                | Self::Rejected
+                | Self::Credentials
+        )
+    }
+}
+
+impl fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What went wrong, in words for the agent, plus the technical detail for support.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub code: ProblemCode,
+    /// What happened, in plain language.
+    pub message: String,
+    /// What to try, in plain language.
+    pub action: String,
+    /// Technical detail (status line, error text) for support staff.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem with the standard wording for its code and the given technical detail.
+    pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
+        let (message, action) = wording(code);
+        Self {
+            code,
+            message: message.to_owned(),
+            action: action.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ({})", self.message, self.action, self.detail)
+    }
+}
+
+fn wording(code: ProblemCode) -> (&'static str, &'static str) {
+    match code {
+        ProblemCode::WrongPassword => (
+            "The phone server did not accept the password for this extension.",
+            "Check the extension and password with your administrator, then enter the password again.",
+        ),
+        ProblemCode::Forbidden => (
+            "The phone server refused this extension from this computer.",
+            "Check the extension, authentication user and password with your administrator; the server may also be blocking this address.",
+        ),
+        ProblemCode::UnknownExtension => (
+            "The phone server does not know this extension.",
+            "Check the extension number and domain in Settings with your administrator.",
+        ),
+        ProblemCode::Rejected => (
+            "The phone server rejected the registration.",
+            "Send the technical details to your administrator.",
+        ),
+        ProblemCode::Timeout => (
+            "The phone server did not answer.",
+            "A firewall may be blocking SIP: try the TCP or TLS transport, or check the server address. Retrying automatically.",
+        ),
+        ProblemCode::DnsFailure => (
+            "The phone server's name could not be found.",
+            "Check the server address in Settings and that this computer is online. Retrying automatically.",
+        ),
+        ProblemCode::ConnectionRefused => (
+            "The phone server refused the connection.",
+            "Check the server address, port and transport in Settings. Retrying automatically.",
+        ),
+        ProblemCode::TlsCertificate => (
+            "The phone server's security certificate could not be verified.",
+            "Ask your administrator for the right server name or certificate; do not continue on an untrusted network.",
+        ),
+        ProblemCode::ServerError => (
+            "The phone server had a problem handling the registration.",
+            "Retrying automatically; tell your administrator if it lasts.",
+        ),
+        ProblemCode::NetworkDown => (
+            "This computer has no network connection to the phone server.",
+            "Check Wi-Fi or the network cable. The phone registers again as soon as the network is back.",
+        ),
+        ProblemCode::TransportError => (
+            "The connection to the phone server broke.",
+            "Retrying automatically; if it keeps happening, try another transport.",
+        ),
+        ProblemCode::InvalidResponse => (
+            "The phone server sent an answer this app could not use.",
+            "Retrying automatically; send the technical details to your administrator.",
+        ),
+        ProblemCode::Credentials => (
+            "The password for this extension could not be read from the keychain.",
+            "Unlock the system keychain or enter the password again in Settings.",
+        ),
+    }
+}
+
+/// Why a status was published: the event that led to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Cause {
+    Started,
+    Registered,
+    Refreshed,
+    RefreshFailed,
+    Failed,
+    RetryScheduled,
+    Unregistered,
+    CredentialsChanged,
+    UserRequest,
+    NetworkChanged,
+    AddressChanged,
+    NatRebinding,
+    FlowFailed,
+    Resumed,
+    BindingLost,
+}
+
+/// One binding the registrar holds for the extension, as listed in its 200 OK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingInfo {
+    /// The Contact URI (without the angle brackets and header parameters).
+    pub contact: String,
+    /// Seconds until the registrar drops it, as the registrar said.
+    pub expires_in: Option<u32>,
+    /// Whether this is this device's own binding.
+    pub ours: bool,
+}
+
+/// A snapshot of one account's registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub account: String,
+    pub state: RegistrationState,
+    pub cause: Cause,
+    /// Our Contact URI as registered (or being registered).
+    pub contact: Option<String>,
+    /// The registrar (or outbound proxy) address we talk to, `ip:port`.
+    pub server: Option<String>,
+    pub transport: Transport,
+    /// The local address of our flow, `ip:port`.
+    pub local_address: Option<String>,
+    /// Seconds the registrar granted for our binding, counted from now.
+    pub expires_in: Option<u32>,
+    /// Seconds until we refresh the binding.
+    pub next_refresh_in: Option<u32>,
+    /// Seconds until the next attempt, while retrying.
+    pub next_attempt_in: Option<u32>,
+    pub problem: Option<Problem>,
+    /// All bindings of the extension in the last 200 OK.
+    pub bindings: Vec<BindingInfo>,
+}
+
+/// An INVITE reached this device over the registration's flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingCall {
+    pub account: String,
+    pub from: String,
+    pub call_id: String,
+}
+
+/// Direction of a traced SIP message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+/// A SIP message as sent or received, with credentials redacted, for the support trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEntry {
+    pub account: String,
+    pub direction: Direction,
+    pub remote: String,
+    pub transport: Transport,
+    pub text: String,
+}

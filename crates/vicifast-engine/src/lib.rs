@@ -1,0 +1,1 @@
+//! Tokio driver for the registration core.

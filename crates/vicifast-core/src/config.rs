@@ -135,7 +135,11 @@ fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), AddressError
             None => (hostport.to_owned(), None),
         }
     };
-    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c)) {
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
+    {
         return Err(AddressError::BadHost(hostport.to_owned()));
     }
     let port = match port {
@@ -272,7 +276,10 @@ mod tests {
     #[test]
     fn parses_the_forms_users_type() {
         let a = ServerAddress::parse("pbx.example.com").unwrap();
-        assert_eq!((a.host.as_str(), a.port, a.transport), ("pbx.example.com", None, None));
+        assert_eq!(
+            (a.host.as_str(), a.port, a.transport),
+            ("pbx.example.com", None, None)
+        );
         let a = ServerAddress::parse("198.18.0.1:5080").unwrap();
         assert_eq!((a.host.as_str(), a.port), ("198.18.0.1", Some(5080)));
         let a = ServerAddress::parse("sip:pbx.example.com:5070;transport=TCP").unwrap();
@@ -291,10 +298,22 @@ mod tests {
     #[test]
     fn rejects_what_it_cannot_use() {
         assert_eq!(ServerAddress::parse(""), Err(AddressError::Empty));
-        assert!(matches!(ServerAddress::parse("pbx:0"), Err(AddressError::BadPort(_))));
-        assert!(matches!(ServerAddress::parse("pbx:99999"), Err(AddressError::BadPort(_))));
-        assert!(matches!(ServerAddress::parse("http://pbx"), Err(AddressError::BadScheme(_))));
-        assert!(matches!(ServerAddress::parse("pb x"), Err(AddressError::BadHost(_))));
+        assert!(matches!(
+            ServerAddress::parse("pbx:0"),
+            Err(AddressError::BadPort(_))
+        ));
+        assert!(matches!(
+            ServerAddress::parse("pbx:99999"),
+            Err(AddressError::BadPort(_))
+        ));
+        assert!(matches!(
+            ServerAddress::parse("http://pbx"),
+            Err(AddressError::BadScheme(_))
+        ));
+        assert!(matches!(
+            ServerAddress::parse("pb x"),
+            Err(AddressError::BadHost(_))
+        ));
         assert!(matches!(
             ServerAddress::parse("sip:pbx;transport=sctp"),
             Err(AddressError::BadTransport(_))

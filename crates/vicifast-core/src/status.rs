@@ -103,7 +103,9 @@ impl std::str::FromStr for Transport {
             "udp" => Ok(Self::Udp),
             "tcp" => Ok(Self::Tcp),
             "tls" => Ok(Self::Tls),
-            other => Err(format!("unknown transport `{other}` (expected udp, tcp or tls)")),
+            other => Err(format!(
+                "unknown transport `{other}` (expected udp, tcp or tls)"
+            )),
         }
     }
 }

@@ -1,0 +1,153 @@
+//! Bindings: our Contact, and the list of bindings a registrar returns in its 200 OK.
+
+use crate::message::{param, split_list, Headers, NameAddr, UriParts};
+use crate::status::{BindingInfo, Transport};
+use std::net::SocketAddr;
+
+/// The Contact this device registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OurContact {
+    /// `sip:user@ip:port;transport=x`
+    pub uri: String,
+    pub instance_id: Option<String>,
+}
+
+impl OurContact {
+    pub fn new(
+        user: &str,
+        local: SocketAddr,
+        transport: Transport,
+        instance_id: Option<&str>,
+    ) -> Self {
+        let host = match local {
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        };
+        Self {
+            uri: format!(
+                "sip:{user}@{host}:{};transport={}",
+                local.port(),
+                transport.param()
+            ),
+            instance_id: instance_id.map(str::to_owned),
+        }
+    }
+
+    /// The Contact header value with the requested lifetime.
+    pub fn header_value(&self, expires: u32) -> String {
+        let mut value = format!("<{}>;expires={expires}", self.uri);
+        if let Some(instance) = &self.instance_id {
+            value.push_str(&format!(";+sip.instance=\"<{instance}>\""));
+        }
+        value
+    }
+
+    /// Whether a Contact from the registrar is this binding: the same instance, or the same
+    /// user, host, port and transport.
+    pub fn matches(&self, contact: &NameAddr) -> bool {
+        if let (Some(ours), Some(theirs)) =
+            (&self.instance_id, param(&contact.params, "+sip.instance"))
+        {
+            let theirs = theirs.trim_start_matches('<').trim_end_matches('>');
+            if theirs.eq_ignore_ascii_case(ours) {
+                return true;
+            }
+        }
+        match (UriParts::parse(&self.uri), UriParts::parse(&contact.uri)) {
+            (Some(a), Some(b)) => a.same_contact(&b),
+            _ => false,
+        }
+    }
+}
+
+/// The bindings listed in a 2xx to REGISTER, with each one's remaining lifetime (its `expires`
+/// parameter, else the Expires header).
+pub(crate) fn listed_bindings(
+    headers: &Headers,
+    ours: Option<&OurContact>,
+) -> Vec<(NameAddr, BindingInfo)> {
+    let default_expires = headers
+        .get("expires")
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    split_all(headers)
+        .into_iter()
+        .filter_map(|raw| NameAddr::parse(&raw))
+        .filter(|c| c.uri != "*")
+        .map(|contact| {
+            let expires_in = param(&contact.params, "expires")
+                .and_then(|v| v.parse::<u32>().ok())
+                .or(default_expires);
+            let info = BindingInfo {
+                contact: contact.uri.clone(),
+                expires_in,
+                ours: ours.is_some_and(|o| o.matches(&contact)),
+            };
+            (contact, info)
+        })
+        .collect()
+}
+
+fn split_all(headers: &Headers) -> Vec<String> {
+    headers.get_all("contact").flat_map(split_list).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::SipMessage;
+
+    fn headers_of(raw: &str) -> Headers {
+        match SipMessage::parse(raw.as_bytes()).unwrap() {
+            SipMessage::Response(r) => r.headers,
+            SipMessage::Request(r) => r.headers,
+        }
+    }
+
+    #[test]
+    fn finds_ours_among_kamailio_style_contacts() {
+        let ours = OurContact::new(
+            "101",
+            "198.18.0.2:40000".parse().unwrap(),
+            Transport::Udp,
+            None,
+        );
+        let headers = headers_of(concat!(
+            "SIP/2.0 200 OK\r\nCall-ID: x\r\nExpires: 90\r\n",
+            "Contact: <sip:101@198.18.0.3:5060>;expires=30, \"Desk, A\" <sip:101@198.18.0.2:40000;transport=udp>;expires=60;received=\"sip:198.18.0.9:1\"\r\n",
+            "Contact: <sip:101@198.18.0.4:5060>\r\n\r\n"
+        ));
+        let list = listed_bindings(&headers, Some(&ours));
+        let summary: Vec<_> = list.iter().map(|(_, b)| (b.expires_in, b.ours)).collect();
+        assert_eq!(
+            summary,
+            vec![(Some(30), false), (Some(60), true), (Some(90), false)]
+        );
+    }
+
+    #[test]
+    fn matches_by_instance_even_when_the_address_was_rewritten() {
+        let ours = OurContact::new(
+            "101",
+            "198.18.0.2:40000".parse().unwrap(),
+            Transport::Tcp,
+            Some("urn:uuid:1234"),
+        );
+        let theirs =
+            NameAddr::parse("<sip:101@198.18.9.9:1234>;+sip.instance=\"<urn:uuid:1234>\"").unwrap();
+        assert!(ours.matches(&theirs));
+        assert!(ours
+            .header_value(300)
+            .ends_with(";expires=300;+sip.instance=\"<urn:uuid:1234>\""));
+    }
+
+    #[test]
+    fn ipv6_contact_is_bracketed() {
+        let ours = OurContact::new(
+            "101",
+            "[2001:db8::2]:5062".parse().unwrap(),
+            Transport::Tls,
+            None,
+        );
+        assert_eq!(ours.uri, "sip:101@[2001:db8::2]:5062;transport=tls");
+    }
+}

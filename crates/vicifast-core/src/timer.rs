@@ -1,0 +1,126 @@
+//! The registration's own timers, and the two schedules that decide them: when to refresh a
+//! binding, and how long to back off after failures (RFC 5626 §4.5).
+
+use std::time::{Duration, Instant};
+
+/// Registration-level timers; transaction timers live with their transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// Send the refresh REGISTER.
+    Refresh,
+    /// The registrar drops our binding now unless refreshed.
+    Expiry,
+    /// The next attempt after a failure.
+    Backoff,
+    /// Opening a TCP/TLS flow took too long.
+    Connect,
+    /// Stop waiting for the answer to the un-REGISTER on shutdown.
+    StopDeadline,
+}
+
+const TIMERS: [Timer; 5] = [
+    Timer::Refresh,
+    Timer::Expiry,
+    Timer::Backoff,
+    Timer::Connect,
+    Timer::StopDeadline,
+];
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TimerTable([Option<Instant>; TIMERS.len()]);
+
+impl TimerTable {
+    pub fn set(&mut self, timer: Timer, at: Instant) {
+        self.0[timer as usize] = Some(at);
+    }
+
+    pub fn stop(&mut self, timer: Timer) {
+        self.0[timer as usize] = None;
+    }
+
+    pub fn get(&self, timer: Timer) -> Option<Instant> {
+        self.0[timer as usize]
+    }
+
+    /// The earliest armed timer and its deadline.
+    pub fn next(&self) -> Option<(Timer, Instant)> {
+        TIMERS
+            .iter()
+            .filter_map(|&t| self.get(t).map(|at| (t, at)))
+            .min_by_key(|&(_, at)| at)
+    }
+
+    /// Disarms and returns the timers due at `now`, earliest first.
+    pub fn expired(&mut self, now: Instant) -> Vec<Timer> {
+        let mut due: Vec<(Timer, Instant)> = TIMERS
+            .iter()
+            .filter_map(|&t| self.get(t).filter(|&at| at <= now).map(|at| (t, at)))
+            .collect();
+        due.sort_by_key(|&(_, at)| at);
+        for &(t, _) in &due {
+            self.stop(t);
+        }
+        due.into_iter().map(|(t, _)| t).collect()
+    }
+}
+
+/// When to refresh a binding granted for `granted`: at the earlier of 90% of it and 40 s before
+/// it lapses (so a refresh that times out after Timer F's 32 s can still be retried in time), but
+/// never before half of it has passed.
+pub(crate) fn refresh_delay(granted: Duration) -> Duration {
+    let ninety = granted.mul_f64(0.9);
+    let margin = granted.saturating_sub(Duration::from_secs(40));
+    ninety.min(margin).max(granted / 2)
+}
+
+/// RFC 5626 §4.5: `min(cap, base * 2^failures)`, then a uniformly random delay between half of
+/// that and all of it. `unit` is a random number in [0, 1).
+pub(crate) fn backoff_delay(base: Duration, cap: Duration, failures: u32, unit: f64) -> Duration {
+    let factor = 2u32.saturating_pow(failures.min(20));
+    let ceiling = base.saturating_mul(factor).min(cap);
+    ceiling.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_leaves_room_for_a_timed_out_retry() {
+        let secs = |s| refresh_delay(Duration::from_secs(s)).as_secs_f64();
+        assert_eq!(secs(3600), 3240.0); // 90%
+        assert_eq!(secs(300), 260.0); // 40 s margin is earlier than 90%
+        assert_eq!(secs(120), 80.0);
+        assert_eq!(secs(60), 30.0); // never before half
+        assert_eq!(secs(10), 5.0);
+        assert_eq!(secs(0), 0.0);
+    }
+
+    #[test]
+    fn backoff_follows_rfc5626() {
+        let base = Duration::from_secs(30);
+        let cap = Duration::from_secs(1800);
+        let at = |failures, unit| backoff_delay(base, cap, failures, unit).as_secs();
+        assert_eq!((at(1, 0.0), at(1, 0.999_999)), (30, 59));
+        assert_eq!((at(3, 0.0), at(3, 1.0)), (120, 240)); // RFC 5626's own example
+        assert_eq!((at(10, 0.0), at(10, 1.0)), (900, 1800));
+        assert_eq!(at(u32::MAX, 1.0), 1800);
+    }
+
+    #[test]
+    fn timer_table_reports_earliest_and_disarms_expired() {
+        let now = Instant::now();
+        let mut t = TimerTable::default();
+        t.set(Timer::Expiry, now + Duration::from_secs(10));
+        t.set(Timer::Refresh, now + Duration::from_secs(5));
+        assert_eq!(
+            t.next(),
+            Some((Timer::Refresh, now + Duration::from_secs(5)))
+        );
+        assert_eq!(
+            t.expired(now + Duration::from_secs(10)),
+            vec![Timer::Refresh, Timer::Expiry]
+        );
+        assert_eq!(t.next(), None);
+    }
+}

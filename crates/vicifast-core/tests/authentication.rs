@@ -1,0 +1,117 @@
+//! Digest authentication as registrars use it: wrong passwords stop at once without hammering,
+//! stale nonces are answered without counting as failures, 407 and SHA-256 work, and new
+//! credentials start over.
+
+mod harness;
+use harness::*;
+use std::time::Duration;
+use vicifast_core::{Password, ProblemCode, RegistrationState};
+
+#[test]
+fn wrong_password_fails_after_exactly_two_registers_and_stays_quiet() {
+    let mut sim = Sim::new(config(), "wrong", FakeRegistrar::new("right"));
+    sim.start();
+    sim.run_for(Duration::from_secs(24 * 3600));
+    assert_eq!(
+        sim.registrar().registers().len(),
+        2,
+        "no retry with the same credentials"
+    );
+    let status = sim.last_status();
+    assert_eq!(status.state, RegistrationState::Failed);
+    let problem = status.problem.expect("problem");
+    assert_eq!(problem.code, ProblemCode::WrongPassword);
+    assert!(problem.message.contains("password"));
+    assert!(problem.detail.contains("401"));
+    assert_eq!(status.next_attempt_in, None);
+    assert_eq!(sim.reg.poll_timeout(), None, "nothing scheduled");
+}
+
+#[test]
+fn new_password_after_failure_registers() {
+    let mut sim = Sim::new(config(), "wrong", FakeRegistrar::new("right"));
+    sim.start();
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(sim.last_status().state, RegistrationState::Failed);
+    sim.reg.set_password(sim.now, Password::new("right"));
+    assert!(
+        sim.run_until(Duration::from_secs(20), |s| s.last_status().state
+            == RegistrationState::Registered)
+    );
+    assert_eq!(sim.last_status().problem, None);
+}
+
+#[test]
+fn stale_nonce_is_answered_without_failing() {
+    let mut sim = Sim::new(config(), "pw", FakeRegistrar::new("pw"));
+    sim.register();
+    sim.registrar().stale_next = true;
+    sim.run_for(Duration::from_secs(261));
+    // Refresh with old credentials → 401 stale → answered → 200.
+    assert_eq!(sim.registers_sent().len(), 4);
+    assert_eq!(sim.last_status().state, RegistrationState::Registered);
+    assert_eq!(sim.last_status().problem, None);
+}
+
+#[test]
+fn a_changed_nonce_on_refresh_is_not_mistaken_for_a_wrong_password() {
+    let mut sim = Sim::new(config(), "pw", FakeRegistrar::new("pw"));
+    sim.register();
+    // The registrar forgets its nonce (restart): our pre-emptive credentials get a fresh 401
+    // without stale=true. That is one more challenge to answer, not a wrong password.
+    sim.registrar().nonce_rotate();
+    sim.run_for(Duration::from_secs(261));
+    assert_eq!(sim.last_status().state, RegistrationState::Registered);
+    assert_eq!(sim.registers_sent().len(), 4);
+}
+
+#[test]
+fn proxy_authentication_with_sha256() {
+    let mut registrar = FakeRegistrar::new("pw");
+    registrar.proxy_challenge = true;
+    registrar.algorithm = "SHA-256";
+    let mut sim = Sim::new(config(), "pw", registrar);
+    sim.register();
+    let last = sim.registers_sent().last().unwrap().text.clone();
+    assert!(header(&last, "Proxy-Authorization")
+        .unwrap()
+        .contains("algorithm=SHA-256"));
+}
+
+#[test]
+fn challenge_without_qop_is_answered_rfc2069_style() {
+    let mut registrar = FakeRegistrar::new("pw");
+    registrar.qop = None; // Asterisk chan_sip
+    let mut sim = Sim::new(config(), "pw", registrar);
+    sim.register();
+    assert!(!header(&sim.registers_sent()[1].text, "Authorization")
+        .unwrap()
+        .contains("qop"));
+}
+
+#[test]
+fn auth_user_differs_from_extension() {
+    let mut c = config();
+    c.auth_user = Some("agent-7".into());
+    let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
+    sim.register();
+    let auth = header(&sim.registers_sent()[1].text, "Authorization").unwrap();
+    assert!(auth.contains("username=\"agent-7\""));
+    assert!(header(&sim.registers_sent()[1].text, "From")
+        .unwrap()
+        .contains("sip:101@"));
+}
+
+#[test]
+fn forbidden_stops_with_its_own_code() {
+    let mut registrar = FakeRegistrar::new("pw");
+    registrar.answer_code = Some(403);
+    let mut sim = Sim::new(config(), "pw", registrar);
+    sim.start();
+    sim.run_for(Duration::from_secs(3600));
+    assert_eq!(
+        sim.last_status().problem.unwrap().code,
+        ProblemCode::Forbidden
+    );
+    assert_eq!(sim.registrar().registers().len(), 2);
+}

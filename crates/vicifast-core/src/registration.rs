@@ -82,6 +82,8 @@ struct Flow {
 struct ActiveBinding {
     granted: u32,
     expires_at: Instant,
+    /// The Contact this binding is for: a refresh keeps it, a new flow changes it.
+    contact: String,
 }
 
 /// The in-flight REGISTER and what it carried.
@@ -664,12 +666,14 @@ impl Registration {
                     );
                     return;
                 }
-                let was_registered =
-                    self.binding.is_some() && self.state == RegistrationState::Registered;
+                let contact = self.contact.as_ref().map(|c| c.uri.clone()).unwrap_or_default();
+                let was_registered = self.state == RegistrationState::Registered
+                    && self.binding.as_ref().is_some_and(|b| b.contact == contact);
                 let granted_for = Duration::from_secs(u64::from(granted));
                 self.binding = Some(ActiveBinding {
                     granted,
                     expires_at: now + granted_for,
+                    contact,
                 });
                 self.timers
                     .set(Timer::Refresh, now + refresh_delay(granted_for));

@@ -1,0 +1,44 @@
+# VICIfast Phone Registration — build, run and test.
+#   make run    build the UI and the desktop app, then launch it
+#   make test   install what is missing, then run every check and test
+#   make bench  print speed and memory figures
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+# A build cache outside the clone, when this machine has one; the build works without it.
+ifeq ($(origin CARGO_TARGET_DIR), undefined)
+  ifneq ($(wildcard /var/cache/vicifast/target),)
+    export CARGO_TARGET_DIR := /var/cache/vicifast/target
+  endif
+endif
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+export VICIFAST_CLI := $(TARGET_DIR)/debug/vicifast-cli
+
+ENGINE_PACKAGES := build-essential pkg-config ca-certificates openssl procps iproute2 nftables \
+  kamailio kamailio-tls-modules kamailio-outbound-modules sip-tester sipsak
+
+.PHONY: help deps-engine lint test test-engine test-e2e bench
+help:
+	@echo "make run    build and launch the desktop app"
+	@echo "make test   install what is missing, then run every check and test"
+	@echo "make bench  print speed and memory figures"
+
+deps-engine:
+	@scripts/ensure-packages.sh $(ENGINE_PACKAGES)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-engine:
+	$(CARGO) test --workspace --exclude vicifast-e2e --no-fail-fast
+
+test-e2e: deps-engine
+	$(CARGO) build -p vicifast-cli
+	$(CARGO) test -p vicifast-e2e --no-fail-fast
+
+-include mk/*.mk
+
+test: deps-engine $(if $(wildcard mk/app.mk),app-deps) lint test-engine test-e2e $(if $(wildcard mk/app.mk),app-test) $(if $(wildcard mk/netns.mk),netns-test)
+	@echo "make test: all checks and tests passed"

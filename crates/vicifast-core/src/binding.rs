@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 pub(crate) struct OurContact {
     /// `sip:user@ip:port;transport=x`
     pub uri: String,
+    /// The address the URI names: our flow's local address, or our public address behind NAT.
+    pub addr: SocketAddr,
     pub instance_id: Option<String>,
 }
 
@@ -23,12 +25,15 @@ impl OurContact {
             SocketAddr::V4(v4) => v4.ip().to_string(),
             SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
         };
+        // `ob` (RFC 5626 §5.4) asks proxies to keep using this flow for requests to us.
+        let ob = if instance_id.is_some() { ";ob" } else { "" };
         Self {
             uri: format!(
-                "sip:{user}@{host}:{};transport={}",
+                "sip:{user}@{host}:{};transport={}{ob}",
                 local.port(),
                 transport.param()
             ),
+            addr: local,
             instance_id: instance_id.map(str::to_owned),
         }
     }
@@ -37,7 +42,7 @@ impl OurContact {
     pub fn header_value(&self, expires: u32) -> String {
         let mut value = format!("<{}>;expires={expires}", self.uri);
         if let Some(instance) = &self.instance_id {
-            value.push_str(&format!(";+sip.instance=\"<{instance}>\""));
+            value.push_str(&format!(";+sip.instance=\"<{instance}>\";reg-id=1"));
         }
         value
     }
@@ -137,7 +142,8 @@ mod tests {
         assert!(ours.matches(&theirs));
         assert!(ours
             .header_value(300)
-            .ends_with(";expires=300;+sip.instance=\"<urn:uuid:1234>\""));
+            .ends_with(";expires=300;+sip.instance=\"<urn:uuid:1234>\";reg-id=1"));
+        assert!(ours.uri.ends_with(";transport=tcp;ob"));
     }
 
     #[test]

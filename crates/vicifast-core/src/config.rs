@@ -221,6 +221,10 @@ pub struct AccountConfig {
     pub instance_id: Option<String>,
     pub user_agent: String,
     pub timers: TransactionTimers,
+    /// Keep-alive interval on UDP flows (CRLF keep-alives hold the NAT mapping open).
+    pub keepalive_udp: Duration,
+    /// Keep-alive interval on TCP/TLS flows (RFC 5626 CRLFCRLF ping, CRLF pong).
+    pub keepalive_stream: Duration,
 }
 
 impl AccountConfig {
@@ -241,6 +245,17 @@ impl AccountConfig {
             instance_id: None,
             user_agent: concat!("VICIfast/", env!("CARGO_PKG_VERSION")).to_owned(),
             timers: TransactionTimers::default(),
+            keepalive_udp: Duration::from_secs(25),
+            keepalive_stream: Duration::from_secs(120),
+        }
+    }
+
+    /// Keep-alive interval for a transport.
+    pub fn keepalive_interval(&self, transport: Transport) -> Duration {
+        if transport.is_reliable() {
+            self.keepalive_stream
+        } else {
+            self.keepalive_udp
         }
     }
 

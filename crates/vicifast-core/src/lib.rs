@@ -77,6 +77,9 @@ pub enum Output {
     CloseFlow {
         flow: FlowId,
     },
+    /// Work out which local address now reaches the current server (no packet sent) and answer
+    /// with [`Registration::handle_network_changed`].
+    CheckNetwork,
     Event(Event),
 }
 

@@ -44,6 +44,14 @@ const MAX_STALE_RETRIES: u8 = 3;
 const MAX_INTERVAL_RETRIES: u8 = 3;
 /// Refuse Min-Expires values that would keep a binding alive for more than a day.
 const MAX_EXPIRES: u32 = 86_400;
+/// How many old contacts we remember for removal.
+const MAX_STALE_CONTACTS: usize = 4;
+/// Consecutive re-registrations for NAT or audit reasons on one flow.
+const MAX_CORRECTIVE_REGISTERS: u8 = 2;
+/// RFC 5626 §4.4.1: a pong must arrive within 10 s.
+const PONG_WAIT: Duration = Duration::from_secs(10);
+/// While offline, how often to ask the driver to look at the routes again.
+const OFFLINE_PROBE: Duration = Duration::from_secs(30);
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +75,8 @@ enum Phase {
     /// Registered, waiting for the refresh timer.
     Waiting,
     BackingOff,
+    /// No route to the server: wait for the network to come back.
+    Offline,
     Failed,
     Finished,
 }
@@ -94,6 +104,8 @@ struct PendingRequest {
     /// Credentials in this request answered a challenge that came in reply to the request just
     /// before it; a new challenge now means the credentials are wrong.
     fresh_credentials: bool,
+    /// Old contacts this request removes (expires=0).
+    removing: Vec<String>,
 }
 
 /// The sans-IO registration state machine. See the crate docs for the calling convention.
@@ -134,6 +146,15 @@ pub struct Registration {
     timers: TimerTable,
     outputs: VecDeque<Output>,
     stopping: bool,
+    /// Contacts we registered from addresses we no longer have, to remove with the next
+    /// REGISTER (in the same request that adds the new one, so nothing can reorder the two).
+    stale_contacts: Vec<String>,
+    /// Our address as the registrar sees it (Via received/rport), when it differs from ours.
+    nat_public: Option<SocketAddr>,
+    /// Re-registrations for a NAT address or a missing binding in this flow; bounds loops.
+    corrective_registers: u8,
+    /// The server answers keep-alive pings on this flow, so a missing pong means it failed.
+    pong_expected: bool,
 }
 
 impl Registration {
@@ -182,6 +203,10 @@ impl Registration {
             timers: TimerTable::default(),
             outputs: VecDeque::new(),
             stopping: false,
+            stale_contacts: Vec::new(),
+            nat_public: None,
+            corrective_registers: 0,
+            pong_expected: false,
         }
     }
 
@@ -218,8 +243,15 @@ impl Registration {
             return;
         }
         self.stopping = true;
-        let registered =
-            self.binding.is_some() && self.flow.as_ref().is_some_and(|f| f.local.is_some());
+        // Anything we may have bound (a binding, a REGISTER in flight, old contacts not yet
+        // removed) is worth an un-REGISTER.
+        let may_be_bound = self.binding.is_some()
+            || !self.stale_contacts.is_empty()
+            || self
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.kind == RequestKind::Register);
+        let registered = may_be_bound && self.flow.as_ref().is_some_and(|f| f.local.is_some());
         self.timers = TimerTable::default();
         if registered && self.purpose == Purpose::Maintain {
             self.pending = None;
@@ -292,12 +324,16 @@ impl Registration {
         current.local = Some(local);
         let transport = current.target.transport;
         self.timers.stop(Timer::Connect);
-        self.contact = Some(OurContact::new(
+        self.nat_public = None;
+        self.corrective_registers = 0;
+        self.pong_expected = false;
+        let contact = OurContact::new(
             &self.config.user,
             local,
             transport,
             self.config.instance_id.as_deref(),
-        ));
+        );
+        self.replace_contact(contact);
         if self.phase == Phase::Connecting {
             let kind = self.first_request_kind();
             self.send_request(now, kind, false);
@@ -314,6 +350,11 @@ impl Registration {
         self.server_transactions.forget_flow(flow);
         self.timers.stop(Timer::Connect);
         let problem = Problem::new(error.kind.problem_code(), error.detail);
+        if error.kind == FlowErrorKind::NetworkUnreachable && !self.stopping {
+            self.go_offline(now, Cause::NetworkChanged);
+            self.outputs.push_back(Output::CheckNetwork);
+            return;
+        }
         match self.phase {
             Phase::Connecting | Phase::Transacting => {
                 self.pending = None;
@@ -327,6 +368,10 @@ impl Registration {
             // reach us over it: register again over a new one at once.
             Phase::Waiting => {
                 self.problem = Some(problem);
+                self.binding = None;
+                self.bindings.retain(|b| !b.ours);
+                self.timers.stop(Timer::PongTimeout);
+                self.state = RegistrationState::Registering;
                 self.publish(now, Cause::FlowFailed);
                 self.begin_attempt(now);
             }
@@ -490,8 +535,17 @@ impl Registration {
             builder = builder.header("Route", format!("<{};lr>", proxy));
         }
         let contact = self.contact.clone();
+        let removing = match kind {
+            RequestKind::Register | RequestKind::Unregister => self.stale_contacts.clone(),
+            _ => Vec::new(),
+        };
         match kind {
+            // Old contacts first and without +sip.instance: a registrar that matches bindings by
+            // instance must not apply their expires=0 to the new binding.
             RequestKind::Register => {
+                for uri in &removing {
+                    builder = builder.header("Contact", format!("<{uri}>;expires=0"));
+                }
                 if let Some(contact) = &contact {
                     builder = builder
                         .header("Contact", contact.header_value(self.requested_expires))
@@ -499,6 +553,9 @@ impl Registration {
                 }
             }
             RequestKind::Unregister => {
+                for uri in &removing {
+                    builder = builder.header("Contact", format!("<{uri}>;expires=0"));
+                }
                 if let Some(contact) = &contact {
                     builder = builder
                         .header("Contact", contact.header_value(0))
@@ -515,7 +572,7 @@ impl Registration {
         }
         builder = builder
             .header("Allow", ALLOW)
-            .header("Supported", "path")
+            .header("Supported", "outbound, path")
             .header("User-Agent", &self.config.user_agent);
         let auth_user = self.config.auth_user().to_owned();
         for session in [self.proxy_auth.as_mut(), self.www_auth.as_mut()]
@@ -548,6 +605,7 @@ impl Registration {
             tx,
             kind,
             fresh_credentials,
+            removing,
         });
         self.phase = Phase::Transacting;
         self.push_transmit(flow.id, flow.target.addr, payload);
@@ -613,6 +671,7 @@ impl Registration {
             return;
         };
         let (kind, fresh_credentials) = (pending.kind, pending.fresh_credentials);
+        let removing = pending.removing;
         self.completed.push(pending.tx.complete(now));
         self.retry_after = resp
             .headers
@@ -622,7 +681,7 @@ impl Registration {
             .map(Duration::from_secs);
         let detail = format!("{} {}", resp.code, resp.reason);
         match resp.code {
-            200..=299 => self.on_success(now, kind, &resp),
+            200..=299 => self.on_success(now, kind, removing, &resp),
             401 | 407 => self.on_challenge(now, kind, fresh_credentials, &resp),
             423 => self.on_interval_too_brief(now, kind, &resp),
             403 => self.fail(now, Problem::new(ProblemCode::Forbidden, detail)),
@@ -638,9 +697,16 @@ impl Registration {
         }
     }
 
-    fn on_success(&mut self, now: Instant, kind: RequestKind, resp: &Response) {
+    fn on_success(
+        &mut self,
+        now: Instant,
+        kind: RequestKind,
+        removed: Vec<String>,
+        resp: &Response,
+    ) {
         self.stale_retries = 0;
         self.interval_retries = 0;
+        self.stale_contacts.retain(|c| !removed.contains(c));
         let listed = listed_bindings(&resp.headers, self.contact.as_ref());
         self.bindings = listed.iter().map(|(_, b)| b.clone()).collect();
         match kind {
@@ -655,6 +721,9 @@ impl Registration {
                     .and_then(|(_, b)| b.expires_in)
                     .or(header_expires)
                     .unwrap_or(self.requested_expires);
+                if self.correct_contact(now, resp, &listed) {
+                    return;
+                }
                 if granted == 0 {
                     self.attempt_failed(
                         now,
@@ -666,7 +735,11 @@ impl Registration {
                     );
                     return;
                 }
-                let contact = self.contact.as_ref().map(|c| c.uri.clone()).unwrap_or_default();
+                let contact = self
+                    .contact
+                    .as_ref()
+                    .map(|c| c.uri.clone())
+                    .unwrap_or_default();
                 let was_registered = self.state == RegistrationState::Registered
                     && self.binding.as_ref().is_some_and(|b| b.contact == contact);
                 let granted_for = Duration::from_secs(u64::from(granted));
@@ -684,6 +757,20 @@ impl Registration {
                 self.problem = None;
                 self.phase = Phase::Waiting;
                 self.state = RegistrationState::Registered;
+                if let Some(flow) = &self.flow {
+                    let interval = self.config.keepalive_interval(flow.target.transport);
+                    if self.timers.get(Timer::KeepAlive).is_none() {
+                        self.timers.set(Timer::KeepAlive, now + interval);
+                    }
+                }
+                if resp
+                    .headers
+                    .get_all("require")
+                    .chain(resp.headers.get_all("supported"))
+                    .any(|v| v.to_ascii_lowercase().contains("outbound"))
+                {
+                    self.pong_expected = true;
+                }
                 self.publish(
                     now,
                     if was_registered {
@@ -975,10 +1062,213 @@ impl Registration {
                     );
                 }
             }
+            Timer::KeepAlive => self.send_keepalive(now),
+            Timer::PongTimeout => {
+                if let Some(flow) = self.flow.as_ref().map(|f| f.id) {
+                    self.outputs.push_back(Output::CloseFlow { flow });
+                    self.handle_flow_error(
+                        now,
+                        flow,
+                        FlowError {
+                            kind: FlowErrorKind::Closed,
+                            detail: "no answer to the keep-alive ping within 10 s".into(),
+                        },
+                    );
+                }
+            }
             Timer::StopDeadline => {
                 self.finish(now, RegistrationState::Unregistered, Cause::Unregistered);
             }
         }
+    }
+
+    // ---- network changes (RFC 5626 flows, NAT, sleep) ----
+
+    /// The network changed: `local_ip` is the address the OS would now use to reach the server
+    /// (`None`: no route). The driver calls this on every interface, address or route event and
+    /// after each [`Output::CheckNetwork`]; nothing happens unless our flow's address is affected.
+    pub fn handle_network_changed(&mut self, now: Instant, local_ip: Option<IpAddr>) {
+        if self.stopping || matches!(self.phase, Phase::Idle | Phase::Finished | Phase::Failed) {
+            return;
+        }
+        let Some(ip) = local_ip else {
+            if self.phase != Phase::Offline {
+                self.go_offline(now, Cause::NetworkChanged);
+            }
+            return;
+        };
+        if self.phase == Phase::Offline {
+            self.problem = None;
+            self.state = RegistrationState::Registering;
+            self.publish(now, Cause::NetworkChanged);
+            self.begin_attempt(now);
+            return;
+        }
+        match self.flow.as_ref().and_then(|f| f.local).map(|l| l.ip()) {
+            Some(current) if current == ip => {}
+            Some(_) => self.reopen(now, Cause::AddressChanged),
+            // A new network may cure what made us back off: try now rather than later.
+            None if self.phase == Phase::BackingOff => self.restart(now, Cause::NetworkChanged),
+            None => {}
+        }
+    }
+
+    /// The machine woke from sleep: the binding may have lapsed and the NAT forgotten us, so
+    /// register again at once over a new flow.
+    pub fn handle_resumed(&mut self, now: Instant) {
+        if self.stopping {
+            return;
+        }
+        match self.phase {
+            Phase::Waiting
+            | Phase::BackingOff
+            | Phase::Transacting
+            | Phase::Connecting
+            | Phase::Resolving => self.reopen(now, Cause::Resumed),
+            Phase::Offline => self.outputs.push_back(Output::CheckNetwork),
+            _ => {}
+        }
+    }
+
+    /// A keep-alive pong (CRLF) arrived on a flow.
+    pub fn handle_pong(&mut self, _now: Instant, flow: FlowId) {
+        if self.flow.as_ref().is_some_and(|f| f.id == flow) {
+            self.timers.stop(Timer::PongTimeout);
+            self.pong_expected = true;
+        }
+    }
+
+    fn go_offline(&mut self, now: Instant, cause: Cause) {
+        self.drop_flow();
+        self.timers = TimerTable::default();
+        // Safety net for platforms whose route events we miss: ask for a re-check now and then.
+        self.timers.set(Timer::KeepAlive, now + OFFLINE_PROBE);
+        self.binding = None;
+        self.bindings.retain(|b| !b.ours);
+        self.phase = Phase::Offline;
+        self.state = RegistrationState::Offline;
+        self.problem = Some(Problem::new(
+            ProblemCode::NetworkDown,
+            "no route to the server from any local address",
+        ));
+        self.publish(now, cause);
+    }
+
+    /// Our flow's address is gone: register from scratch over a new flow. The old contact goes
+    /// into the new REGISTER with expires=0 (see `stale_contacts`).
+    fn reopen(&mut self, now: Instant, cause: Cause) {
+        self.drop_flow();
+        for timer in [
+            Timer::Refresh,
+            Timer::Expiry,
+            Timer::Backoff,
+            Timer::Connect,
+            Timer::KeepAlive,
+            Timer::PongTimeout,
+        ] {
+            self.timers.stop(timer);
+        }
+        self.binding = None;
+        self.bindings.retain(|b| !b.ours);
+        self.problem = None;
+        self.consecutive_failures = 0;
+        self.state = RegistrationState::Registering;
+        self.publish(now, cause);
+        self.begin_attempt(now);
+    }
+
+    fn drop_flow(&mut self) {
+        self.pending = None;
+        if let Some(flow) = self.flow.take() {
+            self.server_transactions.forget_flow(flow.id);
+            self.outputs.push_back(Output::CloseFlow { flow: flow.id });
+        }
+    }
+
+    /// Installs a new Contact; the one it replaces is removed with the next REGISTER.
+    fn replace_contact(&mut self, contact: OurContact) {
+        if let Some(old) = self.contact.replace(contact) {
+            let is_new = self.contact.as_ref().is_some_and(|c| c.uri != old.uri);
+            if is_new && !self.stale_contacts.contains(&old.uri) {
+                self.stale_contacts.push(old.uri);
+                if self.stale_contacts.len() > MAX_STALE_CONTACTS {
+                    self.stale_contacts.remove(0);
+                }
+            }
+        }
+    }
+
+    /// After a 2xx to REGISTER: if the registrar sees us at another address (NAT), or did not
+    /// list our binding, register again at once. Returns whether it did.
+    fn correct_contact(
+        &mut self,
+        now: Instant,
+        resp: &Response,
+        listed: &[(NameAddr, BindingInfo)],
+    ) -> bool {
+        if self.corrective_registers >= MAX_CORRECTIVE_REGISTERS {
+            return false;
+        }
+        let (Some(contact), Some(flow)) = (self.contact.clone(), self.flow.clone()) else {
+            return false;
+        };
+        if let Some(public) = public_address(resp) {
+            if public != contact.addr {
+                let rebinding = self.nat_public.is_some();
+                tracing::info!(account = %self.config.name, %public, private = %contact.addr, "registrar sees us at another address: registering that");
+                self.nat_public = Some(public);
+                self.corrective_registers += 1;
+                self.replace_contact(OurContact::new(
+                    &self.config.user,
+                    public,
+                    flow.target.transport,
+                    self.config.instance_id.as_deref(),
+                ));
+                if rebinding {
+                    self.state = RegistrationState::Registering;
+                    self.publish(now, Cause::NatRebinding);
+                }
+                self.send_request(now, RequestKind::Register, false);
+                return true;
+            }
+        }
+        if !listed.is_empty() && !listed.iter().any(|(_, b)| b.ours) {
+            tracing::warn!(account = %self.config.name, "registrar did not list our binding: registering again");
+            self.corrective_registers += 1;
+            self.publish(now, Cause::BindingLost);
+            self.send_request(now, RequestKind::Register, false);
+            return true;
+        }
+        self.corrective_registers = 0;
+        false
+    }
+
+    fn send_keepalive(&mut self, now: Instant) {
+        if self.phase == Phase::Offline {
+            self.outputs.push_back(Output::CheckNetwork);
+            self.timers.set(Timer::KeepAlive, now + OFFLINE_PROBE);
+            return;
+        }
+        let Some(flow) = self.flow.clone().filter(|f| f.local.is_some()) else {
+            return;
+        };
+        let transport = flow.target.transport;
+        if self.phase == Phase::Waiting {
+            // RFC 5626 §4.4.1: CRLFCRLF; on streams the server answers CRLF.
+            self.outputs.push_back(Output::Transmit(Transmit {
+                flow: flow.id,
+                destination: flow.target.addr,
+                payload: b"\r\n\r\n".to_vec(),
+            }));
+            if transport.is_reliable() && self.pong_expected {
+                self.timers.set(Timer::PongTimeout, now + PONG_WAIT);
+            }
+            self.outputs.push_back(Output::CheckNetwork);
+        }
+        self.timers.set(
+            Timer::KeepAlive,
+            now + self.config.keepalive_interval(transport),
+        );
     }
 
     // ---- requests from the registrar ----
@@ -1132,6 +1422,35 @@ impl Registration {
         };
         self.outputs.push_back(Output::Event(Event::Status(status)));
     }
+}
+
+/// Our address as the server saw it: the top Via's `received` and `rport` (RFC 3581).
+fn public_address(resp: &Response) -> Option<SocketAddr> {
+    let via = resp
+        .headers
+        .get("via")
+        .and_then(|v| message::split_list(v).into_iter().next())
+        .and_then(|v| Via::parse(&v))?;
+    let received = param(&via.params, "received");
+    let rport = param(&via.params, "rport");
+    if received.is_none() && rport.is_none() {
+        return None;
+    }
+    let sent_by: SocketAddr = via.sent_by.parse().ok().or_else(|| {
+        via.sent_by
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 5060))
+    })?;
+    let ip = match received {
+        Some(r) => r.trim_matches(|c| c == '[' || c == ']').parse().ok()?,
+        None => sent_by.ip(),
+    };
+    let port = match rport {
+        Some(p) => p.parse().ok()?,
+        None => sent_by.port(),
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 fn sent_by(local: SocketAddr) -> String {

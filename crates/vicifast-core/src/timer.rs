@@ -16,14 +16,20 @@ pub(crate) enum Timer {
     Connect,
     /// Stop waiting for the answer to the un-REGISTER on shutdown.
     StopDeadline,
+    /// Send a keep-alive on the flow (and have the driver re-check the route).
+    KeepAlive,
+    /// A keep-alive ping on a stream flow went unanswered (RFC 5626 §4.4.1: 10 s).
+    PongTimeout,
 }
 
-const TIMERS: [Timer; 5] = [
+const TIMERS: [Timer; 7] = [
     Timer::Refresh,
     Timer::Expiry,
     Timer::Backoff,
     Timer::Connect,
     Timer::StopDeadline,
+    Timer::KeepAlive,
+    Timer::PongTimeout,
 ];
 
 #[derive(Debug, Default, Clone)]

@@ -218,7 +218,11 @@ fn a_dropped_tcp_connection_while_registered_re_registers_at_once() {
         .any(|(_, s)| s.cause == Cause::FlowFailed));
     assert_eq!(sim.last_status().state, RegistrationState::Registered);
     assert_ne!(sim.current_flow(), flow, "a new connection");
-    assert_eq!(sim.last_status().cause, vicifast_core::Cause::Registered, "a new contact is a new binding");
+    assert_eq!(
+        sim.last_status().cause,
+        vicifast_core::Cause::Registered,
+        "a new contact is a new binding"
+    );
     assert_eq!(
         sim.registers_sent().last().unwrap().at,
         Duration::from_secs(10)

@@ -33,15 +33,29 @@ fn stop_gives_up_after_two_seconds_without_answer() {
 }
 
 #[test]
-fn stop_before_registration_finishes_at_once() {
+fn stop_during_the_first_register_still_unregisters_within_two_seconds() {
+    // The unanswered REGISTER may have reached the registrar: remove what it may have bound.
     let mut registrar = FakeRegistrar::new("pw");
     registrar.silent = true;
     let mut sim = Sim::new(config(), "pw", registrar);
     sim.start();
     sim.reg.stop(sim.now);
+    assert!(sim.run_until(Duration::from_secs(60), |s| s.finished()));
+    assert_eq!(sim.elapsed(), Duration::from_secs(2));
+    let last = sim.registers_sent().last().unwrap().text.clone();
+    assert_eq!(header(&last, "Expires").as_deref(), Some("0"));
+    assert_eq!(sim.reg.poll_timeout(), None);
+}
+
+#[test]
+fn stop_without_a_flow_finishes_at_once() {
+    let mut sim = Sim::new(config(), "pw", FakeRegistrar::new("pw"));
+    sim.resolve = Err("no such name".into());
+    sim.start();
+    sim.reg.stop(sim.now);
     sim.drain();
     assert!(sim.finished());
-    assert_eq!(sim.reg.poll_timeout(), None);
+    assert!(sim.registers_sent().is_empty());
 }
 
 #[test]

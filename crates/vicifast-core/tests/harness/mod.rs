@@ -60,6 +60,12 @@ pub struct FakeRegistrar {
     pub other_contacts: Vec<String>,
     /// Every request received, as text.
     pub received: Vec<String>,
+    /// Where the client appears to come from (a NAT's outside address): put in Via received/rport.
+    pub nat: Option<SocketAddr>,
+    /// Like Asterisk's max_contacts with remove_existing=no: 403 for a REGISTER that would exceed it.
+    pub max_contacts: Option<usize>,
+    /// Leave our binding out of 200 OK listings (a registrar that lost it).
+    pub hide_bindings: bool,
 }
 
 impl FakeRegistrar {
@@ -81,6 +87,9 @@ impl FakeRegistrar {
             bindings: Vec::new(),
             other_contacts: Vec::new(),
             received: Vec::new(),
+            nat: None,
+            max_contacts: None,
+            hide_bindings: false,
         }
     }
 
@@ -201,14 +210,24 @@ impl FakeRegistrar {
             }
         };
         if code == 200 {
-            for (uri, expires) in &self.bindings {
-                extra.push(format!("Contact: <{uri}>;expires={expires}"));
+            if !self.hide_bindings {
+                for (uri, expires) in &self.bindings {
+                    extra.push(format!("Contact: <{uri}>;expires={expires}"));
+                }
             }
             for other in &self.other_contacts {
                 extra.push(format!("Contact: <{other}>;expires=100"));
             }
         }
-        Some(response(req, code, &extra))
+        let mut text = response(req, code, &extra);
+        if let Some(nat) = self.nat {
+            text = text.replacen(
+                ";rport;",
+                &format!(";rport={};received={};", nat.port(), nat.ip()),
+                1,
+            );
+        }
+        Some(text)
     }
 
     fn apply_contacts(&mut self, req: &str, extra: &mut Vec<String>) -> u16 {
@@ -218,6 +237,20 @@ impl FakeRegistrar {
             .filter(|l| l.to_ascii_lowercase().starts_with("contact:"))
             .map(|l| l[8..].trim().to_owned())
             .collect();
+        if let Some(max) = self.max_contacts {
+            let mut after: Vec<String> = self.bindings.iter().map(|(u, _)| u.clone()).collect();
+            for contact in &contacts {
+                let uri =
+                    contact[contact.find('<').unwrap() + 1..contact.find('>').unwrap()].to_owned();
+                after.retain(|u| *u != uri);
+                if !contact.contains("expires=0") {
+                    after.push(uri);
+                }
+            }
+            if after.len() > max {
+                return 403;
+            }
+        }
         for contact in contacts {
             let uri =
                 contact[contact.find('<').unwrap() + 1..contact.find('>').unwrap()].to_owned();
@@ -306,6 +339,10 @@ pub struct Sim {
     pub opened: Vec<(FlowId, Target)>,
     pub closed: Vec<FlowId>,
     pub resolves: usize,
+    /// The address new flows get, and the answer to route checks (`None`: no route).
+    pub local_ip: IpAddr,
+    pub route: Option<IpAddr>,
+    pub route_checks: usize,
     next_port: u16,
 }
 
@@ -336,6 +373,9 @@ impl Sim {
             opened: Vec::new(),
             closed: Vec::new(),
             resolves: 0,
+            local_ip: LOCAL_IP.parse().unwrap(),
+            route: Some(LOCAL_IP.parse().unwrap()),
+            route_checks: 0,
             next_port: 40000,
         }
     }
@@ -379,12 +419,15 @@ impl Sim {
                     } else {
                         self.opened.push((flow, target));
                         self.next_port += 1;
-                        let local =
-                            SocketAddr::new(LOCAL_IP.parse::<IpAddr>().unwrap(), self.next_port);
+                        let local = SocketAddr::new(self.local_ip, self.next_port);
                         self.reg.handle_flow_opened(now, flow, local);
                     }
                 }
                 Output::CloseFlow { flow } => self.closed.push(flow),
+                Output::CheckNetwork => {
+                    self.route_checks += 1;
+                    self.reg.handle_network_changed(now, self.route);
+                }
                 Output::Transmit(t) => {
                     let text = String::from_utf8(t.payload.clone()).expect("utf-8");
                     self.sent.push(Sent {
@@ -481,6 +524,18 @@ impl Sim {
         let flow = self.current_flow();
         self.reg
             .handle_receive(self.now, flow, addr(from), text.as_bytes());
+        self.drain();
+    }
+
+    /// The machine now reaches the network from `ip` (`None`: not at all); the driver would see
+    /// the route event and tell the core.
+    pub fn move_to(&mut self, ip: Option<&str>) {
+        let ip = ip.map(|i| i.parse::<IpAddr>().unwrap());
+        if let Some(ip) = ip {
+            self.local_ip = ip;
+        }
+        self.route = ip;
+        self.reg.handle_network_changed(self.now, ip);
         self.drain();
     }
 

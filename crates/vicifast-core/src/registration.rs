@@ -243,6 +243,16 @@ impl Registration {
             return;
         }
         self.stopping = true;
+        // Failed: nothing is bound and the failure stays the last word.
+        if self.phase == Phase::Failed {
+            self.phase = Phase::Finished;
+            self.timers = TimerTable::default();
+            if let Some(flow) = self.flow.take() {
+                self.outputs.push_back(Output::CloseFlow { flow: flow.id });
+            }
+            self.outputs.push_back(Output::Event(Event::Finished));
+            return;
+        }
         // Anything we may have bound (a binding, a REGISTER in flight, old contacts not yet
         // removed) is worth an un-REGISTER.
         let may_be_bound = self.binding.is_some()

@@ -115,3 +115,19 @@ fn forbidden_stops_with_its_own_code() {
     );
     assert_eq!(sim.registrar().registers().len(), 2);
 }
+
+#[test]
+fn stopping_after_a_failure_keeps_the_failure_as_the_last_status() {
+    let mut sim = Sim::new(config(), "wrong", FakeRegistrar::new("right"));
+    sim.start();
+    sim.run_for(Duration::from_secs(1));
+    sim.reg.stop(sim.now);
+    sim.drain();
+    assert!(sim.finished());
+    assert_eq!(sim.last_status().state, RegistrationState::Failed);
+    assert_eq!(
+        sim.registrar().registers().len(),
+        2,
+        "no un-REGISTER for a binding never made"
+    );
+}

@@ -1,0 +1,55 @@
+//! Harness for the end-to-end tests: a real Kamailio registrar per test ([`Registrar`]) and the
+//! `vicifast-cli` binary driven as a child process ([`Cli`]).
+//!
+//! Every registrar lives in its own temp dir with its own ports, so tests run in parallel.
+//! Nothing here sleeps to synchronise: waits are on conditions, each under a deadline.
+
+mod cli;
+mod registrar;
+mod tools;
+
+pub use cli::{Cli, CliError, Finished, PASSWORD_ENV};
+pub use registrar::{
+    Binding, HarnessError, RegisterAttempt, Registrar, RegistrarOptions, Transport,
+};
+
+use rand::distributions::{Alphanumeric, DistString};
+
+/// A fresh random secret (24 alphanumerics): tests never hold a fixed password.
+pub fn random_password() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 24)
+}
+
+/// A fresh extension number, so tests sharing a registrar cannot see each other's bindings.
+pub fn random_extension() -> String {
+    use rand::Rng;
+    rand::thread_rng().gen_range(1000..10_000).to_string()
+}
+
+/// The account flags that point `vicifast-cli` at `registrar` over `transport` as `ext`
+/// (everything but the password and the subcommand).
+pub fn account_args(registrar: &Registrar, transport: Transport, ext: &str) -> Vec<String> {
+    account_args_via(registrar, "127.0.0.1", transport, ext)
+}
+
+/// Like [`account_args`], reaching the registrar at `host` (e.g. `[::1]`).
+pub fn account_args_via(
+    registrar: &Registrar,
+    host: &str,
+    transport: Transport,
+    ext: &str,
+) -> Vec<String> {
+    let mut args = vec![
+        "--registrar".to_owned(),
+        format!("{host}:{}", registrar.port(transport)),
+        "--transport".to_owned(),
+        transport.as_str().to_owned(),
+        "--user".to_owned(),
+        ext.to_owned(),
+    ];
+    if transport == Transport::Tls {
+        args.push("--ca-file".to_owned());
+        args.push(registrar.ca_file().display().to_string());
+    }
+    args
+}

@@ -14,6 +14,11 @@ pub use registrar::{
 };
 
 use rand::distributions::{Alphanumeric, DistString};
+use std::time::Duration;
+
+/// Upper bound for any one expected status or exit: generous, since a slow CI machine must not
+/// fail a test; a passing run never waits this long.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A fresh random secret (24 alphanumerics): tests never hold a fixed password.
 pub fn random_password() -> String {
@@ -52,4 +57,39 @@ pub fn account_args_via(
         args.push(registrar.ca_file().display().to_string());
     }
     args
+}
+
+/// `register <account flags> --json <extra>` for `vicifast-cli`.
+pub fn register_args(
+    registrar: &Registrar,
+    transport: Transport,
+    ext: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    command_args("register", registrar, transport, ext, extra)
+}
+
+/// `<command> <account flags> --json <extra>`, for `register`, `unregister` and `bindings`.
+pub fn command_args(
+    command: &str,
+    registrar: &Registrar,
+    transport: Transport,
+    ext: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args = vec![command.to_owned()];
+    args.extend(account_args(registrar, transport, ext));
+    args.push("--json".to_owned());
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+/// A registrar with one fresh user: (registrar, extension, password).
+pub fn registrar_with_user(options: RegistrarOptions) -> (Registrar, String, String) {
+    let registrar = Registrar::start(options).unwrap_or_else(|e| panic!("{e}"));
+    let ext = random_extension();
+    let password = registrar
+        .add_user(&ext)
+        .unwrap_or_else(|e| panic!("adding user {ext}: {e}"));
+    (registrar, ext, password)
 }

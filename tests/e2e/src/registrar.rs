@@ -95,6 +95,15 @@ pub struct RegisterAttempt {
     pub authorized: bool,
     /// The Expires header value, if any.
     pub expires: Option<String>,
+    /// The Contact header value(s) as received.
+    pub contact: String,
+}
+
+impl RegisterAttempt {
+    /// Whether this REGISTER asked to remove bindings (Expires: 0 or a contact with expires=0).
+    pub fn is_removal(&self) -> bool {
+        self.expires.as_deref() == Some("0") || self.contact.replace(' ', "").contains("expires=0")
+    }
 }
 
 /// What went wrong in the harness (not in the code under test).
@@ -356,6 +365,11 @@ impl Registrar {
                     source: word("src=").unwrap_or_default(),
                     authorized: word("auth=").as_deref() == Some("yes"),
                     expires: word("expires=").filter(|e| e != "<null>"),
+                    // Last on the line, and may hold spaces.
+                    contact: rest
+                        .split_once(" contact=")
+                        .map(|(_, c)| c.trim().to_owned())
+                        .unwrap_or_default(),
                 }
             })
             .collect()

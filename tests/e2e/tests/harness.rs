@@ -2,6 +2,7 @@
 //! wrong generated password, the registrar lists (or does not list) the binding, counts the
 //! REGISTERs, reaches a registered UDP contact with OPTIONS (200) and INVITE (480), forgets
 //! bindings on restart, and serves TLS with a certificate the generated CA verifies.
+#![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
 use std::net::UdpSocket;
 use std::process::Command;

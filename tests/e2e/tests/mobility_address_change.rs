@@ -1,0 +1,35 @@
+//! Scenario 2: the client's address changes on the same link (a new DHCP lease). The registrar
+//! must end up with the contact on the new address only.
+
+use vicifast_e2e::netns::{
+    Link, NetnsError, Scenario, ScenarioOptions, REGISTER_LIMIT, SETTLE_LIMIT,
+};
+
+#[test]
+fn address_change_on_the_same_link() -> Result<(), NetnsError> {
+    let Some(mut s) = Scenario::start(
+        "address_change_on_the_same_link",
+        ScenarioOptions::default(),
+    )?
+    else {
+        return Ok(());
+    };
+    let old = s
+        .topo
+        .client_addr(Link::Wifi)
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let before = s.wait_registered_from(&old, REGISTER_LIMIT)?;
+    s.wait_only_binding(&before, &old, &[], SETTLE_LIMIT)?;
+
+    s.topo.change_address(Link::Wifi)?;
+    let new = s
+        .topo
+        .client_addr(Link::Wifi)
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    assert_ne!(old, new, "the topology must hand out a different address");
+    s.wait_registered_from(&new, REGISTER_LIMIT)?;
+    s.wait_settled(&new, &[&old], SETTLE_LIMIT)?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+// Types of the app IPC contract (docs/ipc-contract.md). Field names are exactly those on the wire.
+
+export const STATES = [
+  'idle',
+  'registering',
+  'registered',
+  'retrying',
+  'failed',
+  'offline',
+  'unregistered',
+] as const;
+export type RegistrationState = (typeof STATES)[number];
+
+export const PROBLEM_CODES = [
+  'wrong_password',
+  'forbidden',
+  'unknown_extension',
+  'rejected',
+  'timeout',
+  'dns_failure',
+  'connection_refused',
+  'tls_certificate',
+  'server_error',
+  'network_down',
+  'transport_error',
+  'invalid_response',
+  'credentials',
+] as const;
+export type KnownProblemCode = (typeof PROBLEM_CODES)[number];
+
+export type Transport = 'udp' | 'tcp' | 'tls';
+export const TRANSPORTS: readonly Transport[] = ['udp', 'tcp', 'tls'];
+
+export interface Problem {
+  /** One of PROBLEM_CODES; kept as string so a newer backend cannot break the UI. */
+  code: string;
+  message: string;
+  action: string;
+  detail: string;
+}
+
+export interface BindingInfo {
+  contact: string;
+  expires_in: number | null;
+  ours: boolean;
+}
+
+/** Payload of the `status` event and `UiState.status`. */
+export interface StatusEvent {
+  at: string;
+  account: string;
+  /** One of STATES; kept as string for forward compatibility. */
+  state: string;
+  cause: string;
+  contact: string | null;
+  server: string | null;
+  transport: string;
+  local_address: string | null;
+  expires_in: number | null;
+  next_refresh_in: number | null;
+  next_attempt_in: number | null;
+  problem: Problem | null;
+  bindings: BindingInfo[];
+}
+
+export interface TimelineEntry {
+  at: string;
+  kind: string;
+  text: string;
+}
+
+export interface TraceEvent {
+  at: string;
+  account: string;
+  /** "sent" or "received". */
+  direction: string;
+  remote: string;
+  transport: string;
+  text: string;
+}
+
+export interface Settings {
+  server: string;
+  extension: string;
+  auth_user: string | null;
+  domain: string | null;
+  transport: Transport;
+  port: number | null;
+  outbound_proxy: string | null;
+  expires: number;
+  start_at_login: boolean;
+}
+
+export interface UiState {
+  settings: Settings | null;
+  has_password: boolean;
+  status: StatusEvent | null;
+  timeline: TimelineEntry[];
+  trace: TraceEvent[];
+  interface: string | null;
+}
+
+/** How a command rejects. */
+export interface IpcError {
+  code: string;
+  message: string;
+  field?: string;
+}
+
+export const EVENT_STATUS = 'status';
+export const EVENT_TIMELINE = 'timeline';
+export const EVENT_TRACE = 'trace';

@@ -98,7 +98,16 @@ impl Cli {
     /// Starts `vicifast-cli <args> --password-env VICIFAST_E2E_PASSWORD` with the password in
     /// that variable.
     pub fn spawn<S: AsRef<OsStr>>(args: &[S], password: &str) -> Result<Cli, CliError> {
-        let path = Self::binary()?;
+        Self::spawn_program(Self::binary()?, args, password)
+    }
+
+    /// Like [`Cli::spawn`] with another program in the CLI's place (the runner's own tests use a
+    /// stand-in script).
+    pub fn spawn_program<S: AsRef<OsStr>>(
+        path: PathBuf,
+        args: &[S],
+        password: &str,
+    ) -> Result<Cli, CliError> {
         let mut child = Command::new(&path)
             .args(args)
             .args(["--password-env", PASSWORD_ENV])

@@ -15,7 +15,7 @@ pub const PASSWORD_ENV: &str = "VICIFAST_E2E_PASSWORD";
 
 const POLL: Duration = Duration::from_millis(10);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum CliError {
     #[error(
         "vicifast-cli not found at {0}: build it with `cargo build -p vicifast-cli` \
@@ -28,6 +28,13 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Debug shows the message: tests `unwrap()` these.
+impl std::fmt::Debug for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Text the child wrote on stderr, with a condvar so a test can wait for a phrase.

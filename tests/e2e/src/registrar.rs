@@ -107,7 +107,7 @@ impl RegisterAttempt {
 }
 
 /// What went wrong in the harness (not in the code under test).
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum HarnessError {
     #[error("{0} not found: run `make test`, which installs it")]
     NotInstalled(&'static str),
@@ -133,6 +133,14 @@ pub enum HarnessError {
     BadReply { method: String, reply: String },
     #[error("no binding with contact {0} at the registrar")]
     NoSuchBinding(String),
+}
+
+/// Debug shows the message: tests `unwrap()` these, and the panic should read as prose (with
+/// the Kamailio log tail), not as a struct dump.
+impl std::fmt::Debug for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {

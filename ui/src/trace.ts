@@ -15,13 +15,13 @@ export function traceHeading(e: TraceEvent): string {
 }
 
 export function traceBody(e: TraceEvent): string {
-  return redactSip(e.text);
+  return redactSip(e.text).trimEnd();
 }
 
 /** Oldest first, as support staff read a trace. `entries` is newest-first. */
 export function traceToText(entries: readonly TraceEvent[]): string {
   return [...entries]
     .reverse()
-    .map((e) => `${e.at} ${traceHeading(e)}\n${traceBody(e).replace(/\r\n/g, '\n').trimEnd()}\n`)
+    .map((e) => `${e.at} ${traceHeading(e)}\n${traceBody(e).replace(/\r\n/g, '\n')}\n`)
     .join('\n');
 }

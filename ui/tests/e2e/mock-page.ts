@@ -31,6 +31,8 @@ mockIPC(
   (cmd, args) => {
     calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? null)) as unknown });
     const rejection = scenario.reject?.[cmd];
+    // Tauri rejects with the plain {code, message, field} object, not an Error.
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
     if (rejection !== undefined) return Promise.reject(rejection);
     switch (cmd) {
       case 'get_state':

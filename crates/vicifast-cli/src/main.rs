@@ -1,1 +1,349 @@
-fn main() {}
+//! `vicifast-cli`: the registration engine without a window, for support staff, scripts, tests and
+//! benchmarks.
+//!
+//! Exit codes: 0 done (or stopped by SIGINT/SIGTERM after unregistering), 1 the registration or
+//! query failed in a way retrying will not fix, 2 bad usage.
+
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use vicifast_engine::{
+    AccountConfig, DriverOptions, EngineEvent, Password, Registration, RegistrationState,
+    ServerAddress, Transport,
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vicifast-cli",
+    version,
+    about = "Keep a SIP extension registered, from the command line"
+)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Register and stay registered until interrupted (SIGINT/SIGTERM unregister, then exit 0).
+    Register {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// One JSON object per status change on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Print every SIP message sent and received on stderr (credentials redacted).
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Remove this machine's bindings of the extension, then exit.
+    Unregister {
+        #[command(flatten)]
+        account: AccountArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the bindings the registrar holds for the extension, then exit.
+    Bindings {
+        #[command(flatten)]
+        account: AccountArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct AccountArgs {
+    /// Registrar: host, host:port, [v6]:port, sip:host[:port][;transport=tcp] or sips:host[:port].
+    #[arg(long, value_parser = parse_server)]
+    registrar: ServerAddress,
+    /// Extension (user part of the address of record).
+    #[arg(long)]
+    user: String,
+    /// Authentication user name, when it differs from the extension.
+    #[arg(long)]
+    auth_user: Option<String>,
+    /// SIP domain of the extension (default: the registrar's host).
+    #[arg(long)]
+    domain: Option<String>,
+    /// Transport (default: from the registrar URI, else udp).
+    #[arg(long, value_parser = parse_transport)]
+    transport: Option<Transport>,
+    /// Requested registration lifetime in seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    expires: u32,
+    /// Send requests through this proxy (sip:host[:port][;transport=...]).
+    #[arg(long, value_parser = parse_server)]
+    outbound_proxy: Option<ServerAddress>,
+    /// Extra CA certificates (PEM) to trust for TLS, besides the system's.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Read the password from the first line of standard input.
+    #[arg(long, conflicts_with = "password_env")]
+    password_stdin: bool,
+    /// Read the password from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+    /// Answer requests from any address, not only from the registrar.
+    #[arg(long)]
+    accept_from_anyone: bool,
+    /// RFC 5626 instance identifier (urn:uuid:…), stable for this installation.
+    #[arg(long, value_parser = parse_instance_id)]
+    instance_id: Option<String>,
+    /// First backoff step after failures, in seconds (RFC 5626 base-time).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    backoff_base: u64,
+    /// Longest backoff, in seconds (RFC 5626 max-time).
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    backoff_cap: u64,
+}
+
+fn parse_server(s: &str) -> Result<ServerAddress, String> {
+    ServerAddress::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_instance_id(s: &str) -> Result<String, String> {
+    let uuid = s
+        .strip_prefix("urn:uuid:")
+        .ok_or_else(|| "expected urn:uuid:<uuid>".to_owned())?;
+    let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+    if hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!("`{uuid}` is not a UUID"))
+    }
+}
+
+fn parse_transport(s: &str) -> Result<Transport, String> {
+    s.parse()
+}
+
+/// A usage problem found after parsing: printed like clap's own, exit 2.
+#[derive(Debug, thiserror::Error)]
+enum UsageError {
+    #[error("no password given: use --password-stdin or --password-env VAR")]
+    NoPassword,
+    #[error("environment variable {0} is not set")]
+    MissingEnv(String),
+    #[error("could not read the password from standard input: {0}")]
+    Stdin(std::io::Error),
+    #[error("the password is empty")]
+    EmptyPassword,
+    #[error("--ca-file: {0}")]
+    CaFile(String),
+}
+
+impl AccountArgs {
+    fn config(&self) -> AccountConfig {
+        let mut config =
+            AccountConfig::new(self.user.clone(), self.registrar.clone(), self.user.clone());
+        config.auth_user = self.auth_user.clone();
+        config.domain = self.domain.clone();
+        config.transport = self.transport;
+        config.outbound_proxy = self.outbound_proxy.clone();
+        config.expires = Duration::from_secs(u64::from(self.expires));
+        config.accept_requests_from_anyone = self.accept_from_anyone;
+        config.instance_id = self.instance_id.clone();
+        config.backoff_base = Duration::from_secs(self.backoff_base);
+        config.backoff_cap = Duration::from_secs(self.backoff_cap.max(self.backoff_base));
+        config
+    }
+
+    fn options(&self) -> Result<DriverOptions, UsageError> {
+        if let Some(path) = &self.ca_file {
+            vicifast_engine::check_ca_file(path).map_err(UsageError::CaFile)?;
+        }
+        Ok(DriverOptions {
+            ca_file: self.ca_file.clone(),
+        })
+    }
+
+    fn password(&self) -> Result<Password, UsageError> {
+        let secret = if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(UsageError::Stdin)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        } else if let Some(var) = &self.password_env {
+            std::env::var(var).map_err(|_| UsageError::MissingEnv(var.clone()))?
+        } else {
+            return Err(UsageError::NoPassword);
+        };
+        if secret.is_empty() {
+            return Err(UsageError::EmptyPassword);
+        }
+        Ok(Password::new(secret))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("vicifast-cli: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli.command))
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn usage_error(err: &UsageError) -> ExitCode {
+    eprintln!("error: {err}\n\nFor more information, try '--help'.");
+    ExitCode::from(2)
+}
+
+async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Register {
+            account,
+            json,
+            trace,
+        } => {
+            let (password, options) = match (account.password(), account.options()) {
+                (Ok(p), Ok(o)) => (p, o),
+                (Err(e), _) | (_, Err(e)) => return usage_error(&e),
+            };
+            register(account.config(), password, options, json, trace).await
+        }
+        Command::Unregister { account, json } => {
+            let (password, options) = match (account.password(), account.options()) {
+                (Ok(p), Ok(o)) => (p, o),
+                (Err(e), _) | (_, Err(e)) => return usage_error(&e),
+            };
+            match vicifast_engine::remove_local_bindings(account.config(), password, options).await
+            {
+                Ok(removed) => {
+                    output::removed(&removed, json);
+                    ExitCode::SUCCESS
+                }
+                Err(err) => output::query_failed(&err.0, json),
+            }
+        }
+        Command::Bindings { account, json } => {
+            let (password, options) = match (account.password(), account.options()) {
+                (Ok(p), Ok(o)) => (p, o),
+                (Err(e), _) | (_, Err(e)) => return usage_error(&e),
+            };
+            match vicifast_engine::list_bindings(account.config(), password, options).await {
+                Ok(bindings) => {
+                    output::bindings(&bindings, json);
+                    ExitCode::SUCCESS
+                }
+                Err(err) => output::query_failed(&err.0, json),
+            }
+        }
+    }
+}
+
+async fn register(
+    config: AccountConfig,
+    password: Password,
+    options: DriverOptions,
+    json: bool,
+    trace: bool,
+) -> ExitCode {
+    let (registration, mut events) = Registration::start(config, password, options);
+    let mut registration = Some(registration);
+    let mut stopping: Option<tokio::task::JoinHandle<()>> = None;
+    let mut failed = false;
+    let mut line = output::LiveLine::new(std::io::stdout().is_terminal() && !json);
+    let mut shutdown = Box::pin(shutdown_signal());
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                match event {
+                    EngineEvent::Status(status) => {
+                        if json {
+                            output::json_line(&status);
+                        } else {
+                            line.show(&status);
+                        }
+                        // Nothing more will happen without the user: report and leave.
+                        if status.inner.state == RegistrationState::Failed && stopping.is_none() {
+                            failed = true;
+                            if let Some(r) = registration.take() {
+                                stopping = Some(tokio::spawn(r.stop()));
+                            }
+                        }
+                    }
+                    EngineEvent::IncomingCall(call) => {
+                        line.message(&format!(
+                            "incoming call from {} reached this device (answered 480: this app does not take calls)",
+                            call.inner.from
+                        ));
+                    }
+                    EngineEvent::Trace(entry) if trace => output::trace(&entry),
+                    _ => {}
+                }
+            }
+            () = &mut shutdown, if stopping.is_none() => {
+                if let Some(r) = registration.take() {
+                    stopping = Some(tokio::spawn(r.stop()));
+                }
+            }
+        }
+    }
+    line.finish();
+    if let Some(task) = stopping {
+        let _ = task.await;
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (Ctrl-C or Ctrl-Break elsewhere).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,1 +1,149 @@
-//! Tokio driver for the registration core.
+//! Tokio driver for the VICIfast registration core.
+//!
+//! [`Registration::start`] runs one account's registration as a task: it resolves the registrar
+//! (RFC 3263), opens UDP, TCP or TLS flows, drives the sans-IO core in `vicifast-core`, and
+//! reports every status change, incoming call and traced SIP message as an [`EngineEvent`].
+//! [`list_bindings`] and [`remove_local_bindings`] run the same machinery once, for the CLI.
+
+mod driver;
+mod events;
+mod flow;
+mod framing;
+mod monitor;
+mod resolve;
+mod route;
+mod tls;
+
+pub use events::{BindingList, EngineEvent, RemovedContacts, Stamped};
+pub use vicifast_core::{
+    AccountConfig, AddressError, BindingInfo, Cause, Direction, IncomingCall, Password, Problem,
+    ProblemCode, RegistrationState, ServerAddress, Status, TraceEntry, Transport,
+};
+
+use driver::{os_seed, Command, Driver};
+use std::path::{Path, PathBuf};
+use tokio::sync::{mpsc, oneshot};
+use vicifast_core::{Purpose, Registration as Core};
+
+/// How the driver reaches the network.
+#[derive(Debug, Clone, Default)]
+pub struct DriverOptions {
+    /// A PEM file of extra certificate authorities to trust for TLS, besides the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Checks that a CA file can be used for TLS, so a bad path is reported before starting.
+pub fn check_ca_file(path: &Path) -> Result<(), String> {
+    tls::client_config(Some(path))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// A handle to one running registration. Dropping it unregisters in the background.
+#[derive(Debug)]
+pub struct Registration {
+    commands: mpsc::UnboundedSender<Command>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Registration {
+    /// Starts registering at once. Must be called inside a tokio runtime.
+    pub fn start(
+        config: AccountConfig,
+        password: Password,
+        options: DriverOptions,
+    ) -> (Registration, mpsc::UnboundedReceiver<EngineEvent>) {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let core = Core::new(config, password, Purpose::Maintain, os_seed());
+        let task = tokio::spawn(Driver::new(core, options, events_tx).run(commands_rx));
+        (Registration { commands, task }, events_rx)
+    }
+
+    /// New credentials; if the registration had given up, it tries again at once.
+    pub fn set_password(&self, password: Password) {
+        let _ = self.commands.send(Command::SetPassword(password));
+    }
+
+    /// Try again now instead of waiting for the backoff.
+    pub fn retry_now(&self) {
+        let _ = self.commands.send(Command::RetryNow);
+    }
+
+    /// The network changed (new address, new route). The engine watches the network itself;
+    /// this is for embedders that learn of changes another way.
+    pub fn network_changed(&self) {
+        let _ = self.commands.send(Command::NetworkChanged);
+    }
+
+    /// Removes our binding (waiting at most 2 s for the registrar), then ends the event stream.
+    pub async fn stop(self) {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(Command::Stop(done)).is_ok() {
+            let _ = wait.await;
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Why a one-shot query did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub Problem);
+
+async fn run_once(
+    config: AccountConfig,
+    password: Password,
+    options: DriverOptions,
+    purpose: Purpose,
+) -> (Vec<EngineEvent>, Option<Problem>) {
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let (_commands, commands_rx) = mpsc::unbounded_channel();
+    let core = Core::new(config, password, purpose, os_seed());
+    Driver::new(core, options, events_tx).run(commands_rx).await;
+    let mut events = Vec::new();
+    let mut problem = None;
+    while let Ok(event) = events_rx.try_recv() {
+        if let EngineEvent::Status(status) = &event {
+            problem = status.inner.problem.clone();
+        }
+        events.push(event);
+    }
+    (events, problem)
+}
+
+/// Asks the registrar which bindings the extension has (a REGISTER without Contact).
+pub async fn list_bindings(
+    config: AccountConfig,
+    password: Password,
+    options: DriverOptions,
+) -> Result<Vec<BindingInfo>, QueryError> {
+    let (events, problem) = run_once(config, password, options, Purpose::ListBindings).await;
+    events
+        .into_iter()
+        .find_map(|e| match e {
+            EngineEvent::Bindings(list) => Some(list.inner.bindings),
+            _ => None,
+        })
+        .ok_or_else(|| QueryError(problem.unwrap_or_else(no_answer)))
+}
+
+/// Removes the extension's bindings that point at this machine; returns the removed contacts.
+pub async fn remove_local_bindings(
+    config: AccountConfig,
+    password: Password,
+    options: DriverOptions,
+) -> Result<Vec<String>, QueryError> {
+    let (events, problem) = run_once(config, password, options, Purpose::RemoveLocal).await;
+    events
+        .into_iter()
+        .find_map(|e| match e {
+            EngineEvent::Removed(list) => Some(list.inner.removed),
+            _ => None,
+        })
+        .ok_or_else(|| QueryError(problem.unwrap_or_else(no_answer)))
+}
+
+fn no_answer() -> Problem {
+    Problem::new(ProblemCode::Timeout, "the registrar did not answer")
+}

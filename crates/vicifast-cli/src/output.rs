@@ -1,0 +1,147 @@
+//! What the CLI prints: JSON lines for scripts, a live status line for people.
+
+use std::io::Write;
+use std::process::ExitCode;
+use vicifast_engine::{BindingInfo, Problem, RegistrationState, Stamped, Status, TraceEntry};
+
+pub fn json_line<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string(value) {
+        Ok(text) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+        Err(err) => eprintln!("vicifast-cli: cannot print status as JSON: {err}"),
+    }
+}
+
+/// One line per status; redrawn in place on a terminal.
+pub struct LiveLine {
+    in_place: bool,
+    drawn: bool,
+}
+
+impl LiveLine {
+    pub fn new(in_place: bool) -> Self {
+        Self {
+            in_place,
+            drawn: false,
+        }
+    }
+
+    pub fn show(&mut self, status: &Stamped<Status>) {
+        let text = describe(status);
+        let mut out = std::io::stdout().lock();
+        if self.in_place {
+            let _ = write!(out, "\r\x1b[2K{text}");
+            self.drawn = true;
+        } else {
+            let _ = writeln!(out, "{text}");
+        }
+        let _ = out.flush();
+    }
+
+    /// A message on stderr that does not garble the live line.
+    pub fn message(&mut self, text: &str) {
+        if self.drawn {
+            println!();
+            self.drawn = false;
+        }
+        eprintln!("{text}");
+    }
+
+    pub fn finish(&mut self) {
+        if self.drawn {
+            println!();
+            self.drawn = false;
+        }
+    }
+}
+
+fn describe(stamped: &Stamped<Status>) -> String {
+    let s = &stamped.inner;
+    let time = stamped.at.get(11..19).unwrap_or(&stamped.at);
+    let mut text = format!("{time} {} {}", s.account, s.state);
+    if let Some(server) = &s.server {
+        text.push_str(&format!(" via {} {server}", s.transport));
+    }
+    match s.state {
+        RegistrationState::Registered => {
+            if let Some(contact) = &s.contact {
+                text.push_str(&format!(" as {contact}"));
+            }
+            if let Some(expires) = s.expires_in {
+                text.push_str(&format!(", expires in {expires} s"));
+            }
+            if let Some(refresh) = s.next_refresh_in {
+                text.push_str(&format!(", refresh in {refresh} s"));
+            }
+        }
+        RegistrationState::Retrying => {
+            if let Some(next) = s.next_attempt_in {
+                text.push_str(&format!(", next attempt in {next} s"));
+            }
+        }
+        _ => {}
+    }
+    if let Some(problem) = &s.problem {
+        text.push_str(&format!(
+            " — {} {} [{}: {}]",
+            problem.message, problem.action, problem.code, problem.detail
+        ));
+    }
+    text
+}
+
+pub fn trace(entry: &Stamped<TraceEntry>) {
+    let e = &entry.inner;
+    let arrow = match e.direction {
+        vicifast_engine::Direction::Sent => "sent to",
+        vicifast_engine::Direction::Received => "received from",
+    };
+    eprintln!(
+        "--- {} {arrow} {} ({})\n{}",
+        entry.at,
+        e.remote,
+        e.transport,
+        e.text.trim_end()
+    );
+}
+
+pub fn bindings(bindings: &[BindingInfo], json: bool) {
+    if json {
+        json_line(&serde_json::json!({ "bindings": bindings }));
+        return;
+    }
+    if bindings.is_empty() {
+        println!("no bindings");
+    }
+    for b in bindings {
+        let expires = b
+            .expires_in
+            .map_or_else(|| "?".to_owned(), |e| e.to_string());
+        println!("{} expires_in={expires}", b.contact);
+    }
+}
+
+pub fn removed(removed: &[String], json: bool) {
+    if json {
+        json_line(&serde_json::json!({ "removed": removed }));
+        return;
+    }
+    println!("removed {} binding(s)", removed.len());
+    for contact in removed {
+        println!("{contact}");
+    }
+}
+
+pub fn query_failed(problem: &Problem, json: bool) -> ExitCode {
+    if json {
+        json_line(&serde_json::json!({ "problem": problem }));
+    }
+    eprintln!(
+        "vicifast-cli: {} {} ({}: {})",
+        problem.message, problem.action, problem.code, problem.detail
+    );
+    ExitCode::from(1)
+}

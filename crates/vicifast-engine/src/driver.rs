@@ -1,0 +1,262 @@
+//! The tokio driver: one task per registration that feeds the sans-IO core with what the network,
+//! the clock and the user say, and carries out what the core asks for.
+
+use crate::events::{BindingList, EngineEvent, RemovedContacts, Stamped};
+use crate::flow::{FlowHandle, FlowInput};
+use crate::monitor::{system_monitor, NetworkMonitor, SystemMonitor};
+use crate::resolve::Resolver;
+use crate::DriverOptions;
+use rand::RngCore;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use vicifast_core::{
+    Event, FlowId, Output, Password, Registration as Core, ServerAddress, Target, Transport,
+};
+
+/// What the handle asks of the running task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    SetPassword(Password),
+    RetryNow,
+    NetworkChanged,
+    Stop(oneshot::Sender<()>),
+}
+
+/// The answer to one registrar lookup, as the core takes it.
+type Resolution = Result<Vec<Target>, String>;
+
+/// Everything the driver task owns.
+pub(crate) struct Driver {
+    core: Core,
+    options: DriverOptions,
+    resolver: Option<Resolver>,
+    tls_config: Option<Result<Arc<rustls::ClientConfig>, String>>,
+    flows: HashMap<FlowId, FlowHandle>,
+    flow_inputs: (
+        mpsc::UnboundedSender<FlowInput>,
+        mpsc::UnboundedReceiver<FlowInput>,
+    ),
+    resolved: (
+        mpsc::UnboundedSender<Resolution>,
+        mpsc::UnboundedReceiver<Resolution>,
+    ),
+    events: mpsc::UnboundedSender<EngineEvent>,
+    /// The server our newest flow goes to: what route checks are about.
+    server: Option<SocketAddr>,
+}
+
+/// A wall clock that runs this much ahead of the monotonic one means we slept (the monotonic
+/// clock stops during suspend); smaller gaps are clock adjustments.
+const SLEEP_GAP: Duration = Duration::from_secs(10);
+
+/// A fresh seed for the core's CSPRNG from the operating system.
+pub(crate) fn os_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    seed
+}
+
+impl Driver {
+    pub fn new(
+        core: Core,
+        options: DriverOptions,
+        events: mpsc::UnboundedSender<EngineEvent>,
+    ) -> Self {
+        Self {
+            core,
+            options,
+            resolver: None,
+            tls_config: None,
+            flows: HashMap::new(),
+            flow_inputs: mpsc::unbounded_channel(),
+            resolved: mpsc::unbounded_channel(),
+            events,
+            server: None,
+        }
+    }
+
+    /// Runs until the core has finished (stopped, or its one-shot purpose done).
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut stop_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut commands_open = true;
+        let mut monitor = match system_monitor() {
+            Ok(m) => Some(m),
+            Err(err) => {
+                tracing::warn!(%err, "cannot watch the network; relying on keep-alive route checks");
+                None
+            }
+        };
+        let mut clocks = (SystemTime::now(), Instant::now());
+        self.core.start(now());
+        loop {
+            self.carry_out();
+            if self.core.is_finished() {
+                break;
+            }
+            let deadline = self.core.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                Some(input) = self.flow_inputs.1.recv() => {
+                    let now = now();
+                    match input {
+                        FlowInput::Opened { flow, local } => self.core.handle_flow_opened(now, flow, local),
+                        FlowInput::Failed { flow, error } => {
+                            self.flows.remove(&flow);
+                            self.core.handle_flow_error(now, flow, error);
+                        }
+                        FlowInput::Received { flow, remote, bytes } => self.core.handle_receive(now, flow, remote, &bytes),
+                        FlowInput::Pong { flow } => self.core.handle_pong(now, flow),
+                    }
+                }
+                Some(result) = self.resolved.1.recv() => self.core.handle_resolved(now(), result),
+                command = commands.recv(), if commands_open => match command {
+                    Some(Command::SetPassword(password)) => self.core.set_password(now(), password),
+                    Some(Command::RetryNow) => self.core.retry_now(now()),
+                    Some(Command::NetworkChanged) => self.check_network(),
+                    Some(Command::Stop(done)) => {
+                        stop_waiters.push(done);
+                        self.core.stop(now());
+                    }
+                    // Every handle is gone: nobody can stop us any more, so stop now.
+                    None => {
+                        commands_open = false;
+                        self.core.stop(now());
+                    }
+                },
+                () = sleep_until(deadline) => self.core.handle_timeout(now()),
+                changed = network_change(&mut monitor) => {
+                    if let Err(err) = changed {
+                        tracing::warn!(%err, "network monitor failed; relying on keep-alive route checks");
+                        monitor = None;
+                    }
+                    self.check_network();
+                }
+            }
+            let (wall, mono) = (SystemTime::now(), Instant::now());
+            let wall_elapsed = wall.duration_since(clocks.0).unwrap_or_default();
+            if wall_elapsed > mono.duration_since(clocks.1) + SLEEP_GAP {
+                tracing::info!(?wall_elapsed, "woke from sleep");
+                self.core.handle_resumed(now());
+            }
+            clocks = (wall, mono);
+        }
+        self.flows.clear();
+        for waiter in stop_waiters {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// Drains the core's outputs and acts on each.
+    fn carry_out(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Transmit(t) => match self.flows.get(&t.flow) {
+                    Some(flow) => flow.send(t.destination, t.payload),
+                    None => tracing::debug!(flow = %t.flow, "transmit on a closed flow dropped"),
+                },
+                Output::Resolve { server, transport } => self.resolve(server, transport),
+                Output::CheckNetwork => self.check_network(),
+                Output::OpenFlow { flow, target } => {
+                    self.server = Some(target.addr);
+                    let tls = (target.transport == Transport::Tls).then(|| self.tls_config());
+                    let handle = FlowHandle::open(flow, target, tls, self.flow_inputs.0.clone());
+                    self.flows.insert(flow, handle);
+                }
+                Output::CloseFlow { flow } => {
+                    self.flows.remove(&flow);
+                }
+                Output::Event(event) => self.publish(event),
+                _ => {}
+            }
+        }
+    }
+
+    /// Tells the core which local address reaches the server now (no packet is sent).
+    fn check_network(&mut self) {
+        let Some(server) = self.server else { return };
+        let local_ip = crate::route::local_ip_toward(server).ok();
+        self.core.handle_network_changed(now(), local_ip);
+    }
+
+    fn tls_config(&mut self) -> Result<Arc<rustls::ClientConfig>, String> {
+        let ca_file = self.options.ca_file.clone();
+        self.tls_config
+            .get_or_insert_with(|| {
+                crate::tls::client_config(ca_file.as_deref()).map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    fn resolve(&mut self, server: ServerAddress, transport: Option<Transport>) {
+        let reply = self.resolved.0.clone();
+        if self.resolver.is_none() {
+            match Resolver::from_system() {
+                Ok(r) => self.resolver = Some(r),
+                Err(err) => {
+                    let _ = reply.send(Err(err.to_string()));
+                    return;
+                }
+            }
+        }
+        let Some(resolver) = self.resolver.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let result = resolver
+                .resolve(&server, transport)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = reply.send(result);
+        });
+    }
+
+    fn publish(&mut self, event: Event) {
+        let engine_event = match event {
+            Event::Status(status) => {
+                tracing::info!(
+                    account = %status.account,
+                    state = %status.state,
+                    cause = ?status.cause,
+                    problem = status.problem.as_ref().map(|p| p.code.as_str()),
+                    "status"
+                );
+                EngineEvent::Status(Stamped::now(status))
+            }
+            Event::IncomingCall(call) => EngineEvent::IncomingCall(Stamped::now(call)),
+            Event::Trace(entry) => {
+                tracing::trace!(direction = ?entry.direction, remote = %entry.remote, "\n{}", entry.text);
+                EngineEvent::Trace(Stamped::now(entry))
+            }
+            Event::Bindings(bindings) => {
+                EngineEvent::Bindings(Stamped::now(BindingList { bindings }))
+            }
+            Event::Removed(removed) => {
+                EngineEvent::Removed(Stamped::now(RemovedContacts { removed }))
+            }
+            Event::Finished => return,
+            _ => return,
+        };
+        let _ = self.events.send(engine_event);
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+async fn network_change(monitor: &mut Option<SystemMonitor>) -> std::io::Result<()> {
+    match monitor {
+        Some(m) => m.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

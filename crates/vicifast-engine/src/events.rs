@@ -1,0 +1,51 @@
+//! What the engine tells its embedder: status changes, incoming calls and the SIP trace, each
+//! stamped with the wall-clock time it happened.
+
+use serde::Serialize;
+use std::time::SystemTime;
+use vicifast_core::{BindingInfo, IncomingCall, Status, TraceEntry};
+
+/// A value with the moment it was produced (RFC 3339, UTC, milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stamped<T> {
+    pub at: String,
+    #[serde(flatten)]
+    pub inner: T,
+}
+
+impl<T> Stamped<T> {
+    pub fn now(inner: T) -> Self {
+        Self::at(SystemTime::now(), inner)
+    }
+
+    pub fn at(when: SystemTime, inner: T) -> Self {
+        Self {
+            at: humantime::format_rfc3339_millis(when).to_string(),
+            inner,
+        }
+    }
+}
+
+/// The bindings a registrar listed (for `bindings`-style queries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BindingList {
+    pub bindings: Vec<BindingInfo>,
+}
+
+/// The contacts an `unregister` removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovedContacts {
+    pub removed: Vec<String>,
+}
+
+/// Everything a running registration reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EngineEvent {
+    Status(Stamped<Status>),
+    IncomingCall(Stamped<IncomingCall>),
+    Trace(Stamped<TraceEntry>),
+    Bindings(Stamped<BindingList>),
+    Removed(Stamped<RemovedContacts>),
+}

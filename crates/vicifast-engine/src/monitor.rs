@@ -1,0 +1,104 @@
+//! Watching the network: a stream of "something changed" notices (interfaces, addresses, routes).
+//!
+//! The driver does not care what changed: on every notice it asks the OS which local address
+//! now reaches the server (`route::local_ip_toward`) and tells the core. So each platform only
+//! has to wake us up, behind one trait:
+//!
+//! - Linux: an rtnetlink socket subscribed to the link, address *and route* groups. The common
+//!   cross-platform crates watch addresses only, and a Wi-Fi→wired switch with both links up
+//!   changes the default route without any address event.
+//! - elsewhere: `if-watch` (interface address events from the system APIs). Route-only changes
+//!   there are caught by the route re-check that rides on every keep-alive (25 s on UDP).
+
+use std::io;
+
+/// Something about the network changed.
+pub(crate) trait NetworkMonitor: Send {
+    /// Waits for the next change; errors mean the monitor is gone for good.
+    fn changed(&mut self) -> impl std::future::Future<Output = io::Result<()>> + Send;
+}
+
+/// The monitor for this platform.
+pub(crate) type SystemMonitor = platform::Monitor;
+
+pub(crate) fn system_monitor() -> io::Result<SystemMonitor> {
+    platform::Monitor::new()
+}
+
+#[cfg(target_os = "linux")]
+mod platform {
+    use netlink_sys::{
+        protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket,
+    };
+    use std::io;
+
+    // From <linux/rtnetlink.h>: the legacy multicast group bits.
+    const RTMGRP_LINK: u32 = 0x1;
+    const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+    const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+    const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+    const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+
+    pub struct Monitor {
+        socket: TokioSocket,
+    }
+
+    impl Monitor {
+        pub fn new() -> io::Result<Self> {
+            let mut socket = TokioSocket::new(NETLINK_ROUTE)?;
+            let groups = RTMGRP_LINK
+                | RTMGRP_IPV4_IFADDR
+                | RTMGRP_IPV4_ROUTE
+                | RTMGRP_IPV6_IFADDR
+                | RTMGRP_IPV6_ROUTE;
+            socket.socket_mut().bind(&SocketAddr::new(0, groups))?;
+            Ok(Self { socket })
+        }
+    }
+
+    impl super::NetworkMonitor for Monitor {
+        async fn changed(&mut self) -> io::Result<()> {
+            // The content does not matter: any link, address or route message is a change.
+            self.socket.recv_from_full().await.map(|_| ())
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod platform {
+    use futures_util::StreamExt;
+    use std::io;
+
+    pub struct Monitor {
+        watcher: if_watch::tokio::IfWatcher,
+    }
+
+    impl Monitor {
+        pub fn new() -> io::Result<Self> {
+            Ok(Self {
+                watcher: if_watch::tokio::IfWatcher::new()?,
+            })
+        }
+    }
+
+    impl super::NetworkMonitor for Monitor {
+        async fn changed(&mut self) -> io::Result<()> {
+            match self.watcher.next().await {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(err)) => Err(err),
+                None => Err(io::Error::other("interface watcher ended")),
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_on_linux() {
+        // Only root can change links here; opening and subscribing needs no privilege.
+        assert!(system_monitor().is_ok());
+    }
+}

@@ -1,10 +1,13 @@
 //! SIP messages as the rest of the core sees them.
 //!
-//! rsip parses the start line and header section; this module flattens its typed headers back to
-//! `(name, value)` pairs with canonical names (so compact forms like `v:` and `m:` read the same as
-//! `Via:` and `Contact:`), and adds what rsip lacks for a registrar client: comma-separated header
-//! values split with quotes and angle brackets respected (Kamailio lists every binding in one
-//! Contact header), name-addr and Via parameters, and message building.
+//! The start line and header fields are parsed here, by hand: rsip 0.4 rejects every request
+//! whose Request-URI has an IPv6 host (`OPTIONS sip:101@[::1]:5060 SIP/2.0` fails with "invalid
+//! digit found in string"), which is exactly what a registrar sends to an IPv6 contact. The core
+//! reads header values as text anyway, so it needs only `(name, value)` pairs with canonical names
+//! (compact forms like `v:` and `m:` read the same as `Via:` and `Contact:`). On top of that this
+//! module adds what a registrar client needs: comma-separated header values split with quotes and
+//! angle brackets respected (Kamailio lists every binding in one Contact header), name-addr and
+//! Via parameters, and message building.
 
 use std::fmt::Write as _;
 
@@ -39,29 +42,54 @@ pub enum MessageError {
 
 impl SipMessage {
     pub fn parse(bytes: &[u8]) -> Result<Self, MessageError> {
-        let parsed = rsip::SipMessage::try_from(bytes)
-            .map_err(|e| MessageError::Unparsable(truncate(&e.to_string(), 120)))?;
-        Ok(match parsed {
-            rsip::SipMessage::Request(req) => SipMessage::Request(Request {
-                method: req.method.to_string(),
-                headers: Headers::from_rsip(&req.headers),
-            }),
-            rsip::SipMessage::Response(resp) => {
-                let code: u16 = resp.status_code.code();
-                let reason = resp
-                    .status_code
-                    .to_string()
-                    .trim_start_matches(|c: char| c.is_ascii_digit())
-                    .trim()
-                    .to_owned();
-                SipMessage::Response(Response {
-                    code,
-                    reason,
-                    headers: Headers::from_rsip(&resp.headers),
-                })
-            }
-        })
+        let head_len = find_subslice(bytes, b"\r\n\r\n")
+            .or_else(|| find_subslice(bytes, b"\n\n"))
+            .ok_or_else(|| unparsable("no end of headers"))?;
+        let head = std::str::from_utf8(&bytes[..head_len])
+            .map_err(|_| unparsable("header section is not UTF-8"))?;
+        let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+        let start = lines.next().unwrap_or_default();
+        let headers = Headers::parse(lines)?;
+        if let Some(status) = start.strip_prefix("SIP/2.0 ") {
+            let (code, reason) = status.split_once(' ').unwrap_or((status, ""));
+            let code: u16 = code
+                .parse()
+                .ok()
+                .filter(|c| (100..700).contains(c))
+                .ok_or_else(|| unparsable(&format!("bad status code `{code}`")))?;
+            return Ok(SipMessage::Response(Response {
+                code,
+                reason: reason.trim().to_owned(),
+                headers,
+            }));
+        }
+        let mut parts = start.split(' ');
+        let (Some(method), Some(uri), Some("SIP/2.0"), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(unparsable(&format!("bad start line `{start}`")));
+        };
+        if method.is_empty() || !method.bytes().all(is_token_byte) || !uri.contains(':') {
+            return Err(unparsable(&format!("bad start line `{start}`")));
+        }
+        Ok(SipMessage::Request(Request {
+            method: method.to_owned(),
+            headers,
+        }))
     }
+}
+
+fn unparsable(why: &str) -> MessageError {
+    MessageError::Unparsable(truncate(why, 120))
+}
+
+fn find_subslice(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// RFC 3261 §25.1 `token` characters.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -76,16 +104,32 @@ fn truncate(s: &str, max: usize) -> String {
 pub(crate) struct Headers(Vec<(String, String)>);
 
 impl Headers {
-    fn from_rsip(headers: &rsip::Headers) -> Self {
-        let mut out = Vec::new();
-        for header in headers.iter() {
-            // rsip's typed headers print as "Name: value"; that is the one form every variant shares.
-            let line = header.to_string();
-            if let Some((name, value)) = line.split_once(':') {
-                out.push((canonical_name(name.trim()), value.trim().to_owned()));
+    /// Header field lines; a line starting with white space continues the previous one.
+    fn parse<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Self, MessageError> {
+        const MAX_FIELDS: usize = 256;
+        let mut out: Vec<(String, String)> = Vec::new();
+        for line in lines {
+            if line.starts_with([' ', '\t']) {
+                let (_, value) = out
+                    .last_mut()
+                    .ok_or_else(|| unparsable("continuation line before any header"))?;
+                value.push(' ');
+                value.push_str(line.trim());
+                continue;
             }
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| unparsable(&format!("header line without a colon: `{line}`")))?;
+            let name = name.trim();
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(unparsable(&format!("bad header name `{name}`")));
+            }
+            if out.len() == MAX_FIELDS {
+                return Err(unparsable("too many header fields"));
+            }
+            out.push((canonical_name(name), value.trim().to_owned()));
         }
-        Headers(out)
+        Ok(Headers(out))
     }
 
     /// The first value of a header.
@@ -446,6 +490,52 @@ pub fn redact(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request_method(bytes: &[u8]) -> String {
+        match SipMessage::parse(bytes).unwrap() {
+            SipMessage::Request(r) => r.method,
+            SipMessage::Response(_) => panic!("a response"),
+        }
+    }
+
+    #[test]
+    fn request_to_an_ipv6_contact_parses() {
+        let msg = b"OPTIONS sip:101@[::1]:5060;transport=udp SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:5060;branch=z9hG4bK1\r\nCall-ID: a\r\n\r\n";
+        assert_eq!(request_method(msg), "OPTIONS");
+    }
+
+    #[test]
+    fn folded_and_compact_headers_read_as_one_canonical_field() {
+        let msg = b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP 198.18.0.2;branch=z9hG4bK1\r\nContact: <sip:a@198.18.0.2>,\r\n <sip:b@198.18.0.3>\r\n\r\n";
+        let SipMessage::Response(resp) = SipMessage::parse(msg).unwrap() else {
+            panic!("a request");
+        };
+        assert_eq!((resp.code, resp.reason.as_str()), (200, "OK"));
+        assert!(resp.headers.get("via").unwrap().starts_with("SIP/2.0/UDP"));
+        assert_eq!(resp.headers.list("contact").len(), 2);
+    }
+
+    #[test]
+    fn malformed_start_lines_and_headers_are_errors() {
+        for bad in [
+            &b""[..],
+            b"\r\n\r\n",
+            b"HELLO\r\n\r\n",
+            b"SIP/2.0 99 Low\r\n\r\n",
+            b"SIP/2.0 abc OK\r\n\r\n",
+            b"INVITE sip:a@b SIP/3.0\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\nno colon here\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\n continuation first\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\nVia: \xff\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\nVia: x",
+        ] {
+            assert!(
+                SipMessage::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn splits_kamailio_contact_lists_with_quoted_commas() {

@@ -15,7 +15,11 @@ fn registers_over_ipv6_udp() {
         ipv6: true,
         ..RegistrarOptions::default()
     });
-    let mut args = vec!["register".to_owned(), "--json".to_owned()];
+    let mut args = vec![
+        "register".to_owned(),
+        "--json".to_owned(),
+        "--trace".to_owned(),
+    ];
     args.extend(account_args_via(&registrar, "[::1]", Transport::Udp, &ext));
     let mut cli = Cli::spawn(&args, &password).unwrap();
 
@@ -33,7 +37,14 @@ fn registers_over_ipv6_udp() {
         "{bindings:?}"
     );
 
-    assert_eq!(registrar.send_request("OPTIONS", &contact).unwrap(), 200);
+    let code = registrar.send_request("OPTIONS", &contact).unwrap();
+    assert_eq!(
+        code,
+        200,
+        "bindings {:?}\nCLI stderr:\n{}",
+        registrar.bindings(&ext),
+        cli.stderr()
+    );
     cli.interrupt().unwrap();
     assert!(cli.wait_exit(WAIT).unwrap().success());
     assert!(registrar.bindings(&ext).unwrap().is_empty());

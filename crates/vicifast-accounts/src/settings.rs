@@ -1,0 +1,556 @@
+//! What the user enters for an account, and the checks that turn it into an engine config.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+use vicifast_core::{AccountConfig, AddressError, ServerAddress, Transport};
+
+/// The registration lifetime asked for when the user does not choose one.
+pub const DEFAULT_EXPIRES: u32 = 300;
+
+/// Shortest and longest registration lifetime accepted, in seconds (as `vicifast-cli --expires`).
+const EXPIRES_RANGE: std::ops::RangeInclusive<u32> = 1..=86_400;
+
+/// Longest account name: it names the keychain entry and shows in the window and tray.
+const NAME_MAX_CHARS: usize = 64;
+
+/// One account as the user enters it (also the IPC `Settings` shape minus start_at_login).
+/// It holds no password: that lives in the keychain, under [`AccountSettings::name`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSettings {
+    /// The user's label for the account; also the keychain entry's user name.
+    pub name: String,
+    /// Registrar: `host`, `host:port`, `[v6]:port`, `sip:host[:port][;transport=tcp]`, `sips:host`.
+    pub server: String,
+    /// The extension (user part of the address of record).
+    pub extension: String,
+    /// Authentication user name, when it differs from the extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_user: Option<String>,
+    /// SIP domain of the extension, when it differs from the server's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub transport: Transport,
+    /// Server port, when not given in `server` (the two must agree when both are given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_proxy: Option<String>,
+    /// Requested registration lifetime, in seconds.
+    #[serde(default = "default_expires")]
+    pub expires: u32,
+    /// Extra CA certificates (PEM) to trust for TLS, besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_expires() -> u32 {
+    DEFAULT_EXPIRES
+}
+
+/// Everything the settings file holds (the file also carries `format = 1`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Settings {
+    #[serde(default)]
+    pub start_at_login: bool,
+    #[serde(default)]
+    pub accounts: Vec<AccountSettings>,
+}
+
+impl Settings {
+    /// The account with this name (names compare exactly, as keychain entries do).
+    pub fn account(&self, name: &str) -> Option<&AccountSettings> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// Adds `account`, or replaces the one with the same name in place.
+    pub fn upsert(&mut self, account: AccountSettings) {
+        match self.accounts.iter_mut().find(|a| a.name == account.name) {
+            Some(existing) => *existing = account,
+            None => self.accounts.push(account),
+        }
+    }
+
+    /// Removes and returns the account with this name.
+    pub fn remove(&mut self, name: &str) -> Option<AccountSettings> {
+        let index = self.accounts.iter().position(|a| a.name == name)?;
+        Some(self.accounts.remove(index))
+    }
+}
+
+/// A value the user entered that cannot be used: which field, and why, in plain words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    /// `server`, `extension`, `auth_user`, `domain`, `transport`, `port`, `outbound_proxy`,
+    /// `expires` or `name`: the [`AccountSettings`] field to point at.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl AccountSettings {
+    /// An account with the given essentials and defaults for the rest (UDP, 300 s).
+    pub fn new(
+        name: impl Into<String>,
+        server: impl Into<String>,
+        extension: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            server: server.into(),
+            extension: extension.into(),
+            auth_user: None,
+            domain: None,
+            transport: Transport::default(),
+            port: None,
+            outbound_proxy: None,
+            expires: DEFAULT_EXPIRES,
+            ca_file: None,
+        }
+    }
+
+    /// Validates and builds the engine config; errors name the field, in plain words.
+    ///
+    /// Surrounding blanks are ignored, and an optional field holding only blanks counts as
+    /// not set (what an emptied text box sends).
+    pub fn to_config(&self) -> Result<AccountConfig, FieldError> {
+        let name = check_name(&self.name)?;
+
+        let mut registrar = parse_server("server", "server address", &self.server)?;
+        if let Some(port) = self.port {
+            if port == 0 {
+                return Err(FieldError::new(
+                    "port",
+                    "The port must be a number from 1 to 65535 (usually 5060, or 5061 for TLS).",
+                ));
+            }
+            match registrar.port {
+                Some(in_server) if in_server != port => {
+                    return Err(FieldError::new(
+                        "port",
+                        format!(
+                            "The port {port} differs from the port {in_server} in the server \
+                             address: keep only one of them."
+                        ),
+                    ))
+                }
+                _ => registrar.port = Some(port),
+            }
+        }
+
+        let extension = self.extension.trim();
+        if extension.is_empty() {
+            return Err(FieldError::new(
+                "extension",
+                "Enter the extension (your phone number at the PBX, such as 101).",
+            ));
+        }
+        if let Some(c) = extension.chars().find(|c| !is_sip_user_char(*c)) {
+            return Err(FieldError::new(
+                "extension",
+                format!(
+                    "The extension cannot contain {}: it is usually just digits, such as 101.",
+                    describe_char(c)
+                ),
+            ));
+        }
+
+        let auth_user = non_blank(self.auth_user.as_deref());
+        if let Some(user) = auth_user {
+            if let Some(c) = user.chars().find(|c| c.is_control() || *c == '"') {
+                return Err(FieldError::new(
+                    "auth_user",
+                    format!(
+                        "The authentication user name cannot contain {}.",
+                        describe_char(c)
+                    ),
+                ));
+            }
+        }
+
+        let domain = non_blank(self.domain.as_deref());
+        if let Some(domain) = domain {
+            if !is_domain(domain) {
+                return Err(FieldError::new(
+                    "domain",
+                    format!(
+                        "`{domain}` is not a domain: enter a name such as example.com or an IP \
+                         address, without sip: or a port (or leave it empty to use the server's)."
+                    ),
+                ));
+            }
+        }
+
+        let outbound_proxy = match non_blank(self.outbound_proxy.as_deref()) {
+            Some(proxy) => Some(parse_server("outbound_proxy", "outbound proxy", proxy)?),
+            None => None,
+        };
+
+        // The transport chosen wins over the URI's; a URI naming another one is a contradiction
+        // the user should resolve rather than one we silently settle.
+        for (what, address) in [
+            ("server address", Some(&registrar)),
+            ("outbound proxy", outbound_proxy.as_ref()),
+        ] {
+            if let Some(named) = address.and_then(|a| a.transport) {
+                if named != self.transport {
+                    return Err(FieldError::new(
+                        "transport",
+                        format!(
+                            "The {what} asks for {}, but the transport is set to {}: choose {} \
+                             or change the {what}.",
+                            upper(named),
+                            upper(self.transport),
+                            upper(named),
+                        ),
+                    ));
+                }
+            }
+        }
+
+        if !EXPIRES_RANGE.contains(&self.expires) {
+            return Err(FieldError::new(
+                "expires",
+                format!(
+                    "The registration time must be from {} to {} seconds (300 suits most PBXs).",
+                    EXPIRES_RANGE.start(),
+                    EXPIRES_RANGE.end()
+                ),
+            ));
+        }
+
+        let mut config = AccountConfig::new(name, registrar, extension);
+        config.auth_user = auth_user.map(str::to_owned);
+        config.domain = domain.map(str::to_owned);
+        config.transport = Some(self.transport);
+        config.outbound_proxy = outbound_proxy;
+        config.expires = Duration::from_secs(u64::from(self.expires));
+        Ok(config)
+    }
+}
+
+fn check_name(name: &str) -> Result<&str, FieldError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(FieldError::new(
+            "name",
+            "Give the account a name (such as Office).",
+        ));
+    }
+    if name.chars().count() > NAME_MAX_CHARS {
+        return Err(FieldError::new(
+            "name",
+            format!("The account name is too long: use at most {NAME_MAX_CHARS} characters."),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "name",
+            "The account name cannot contain control characters such as tabs or line breaks.",
+        ));
+    }
+    Ok(name)
+}
+
+fn parse_server(field: &str, what: &str, input: &str) -> Result<ServerAddress, FieldError> {
+    ServerAddress::parse(input).map_err(|err| {
+        let message = match err {
+            AddressError::Empty if field == "server" => {
+                "Enter the server (your PBX's address, such as pbx.example.com).".to_owned()
+            }
+            AddressError::Empty => format!("Enter the {what}, or leave it out."),
+            AddressError::BadPort(port) => format!(
+                "`{port}` in the {what} is not a port: use a number from 1 to 65535 \
+                 (usually 5060, or 5061 for TLS)."
+            ),
+            AddressError::BadHost(host) => format!(
+                "`{host}` is not a host name or IP address: enter the {what} as a name such as \
+                 pbx.example.com, or an address such as 192.0.2.10."
+            ),
+            AddressError::BadScheme(scheme) => format!(
+                "The {what} cannot start with {scheme}:// (a SIP address starts with sip: or \
+                 sips:, or just give the host name)."
+            ),
+            AddressError::BadTransport(t) => format!(
+                "The {what} names the transport `{t}`, which VICIfast does not know: use udp, \
+                 tcp or tls."
+            ),
+            AddressError::SipsNeedsTls(t) => format!(
+                "A sips: {what} needs the TLS transport, not {}: remove ;transport= or use sip:.",
+                upper(t)
+            ),
+        };
+        FieldError::new(field, message)
+    })
+}
+
+fn non_blank(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Characters RFC 3261 allows unescaped in a SIP URI's user part.
+fn is_sip_user_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/%".contains(c)
+}
+
+fn is_domain(domain: &str) -> bool {
+    if domain.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let inner = domain
+        .strip_prefix('[')
+        .and_then(|d| d.strip_suffix(']'))
+        .unwrap_or(domain);
+    if inner.parse::<std::net::Ipv6Addr>().is_ok() {
+        return true;
+    }
+    domain.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "spaces".to_owned(),
+        c if c.is_control() => "control characters such as tabs or line breaks".to_owned(),
+        c => format!("`{c}`"),
+    }
+}
+
+fn upper(t: Transport) -> &'static str {
+    t.via_token()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> AccountSettings {
+        AccountSettings::new("Office", "pbx.example.com", "101")
+    }
+
+    fn field_of(a: &AccountSettings) -> String {
+        a.to_config().unwrap_err().field
+    }
+
+    #[test]
+    fn builds_the_engine_config() {
+        let mut a = account();
+        a.auth_user = Some(" agent101 ".into());
+        a.domain = Some("example.com".into());
+        a.transport = Transport::Tcp;
+        a.port = Some(5070);
+        a.outbound_proxy = Some("sip:proxy.example.com;transport=tcp".into());
+        a.expires = 600;
+        let c = a.to_config().unwrap();
+        assert_eq!(c.name, "Office");
+        assert_eq!(c.registrar.host, "pbx.example.com");
+        assert_eq!(c.registrar.port, Some(5070));
+        assert_eq!(c.user, "101");
+        assert_eq!(c.auth_user.as_deref(), Some("agent101"));
+        assert_eq!(c.domain.as_deref(), Some("example.com"));
+        assert_eq!(c.transport, Some(Transport::Tcp));
+        assert_eq!(c.effective_transport(), Transport::Tcp);
+        assert_eq!(
+            c.outbound_proxy.as_ref().map(|p| p.host.as_str()),
+            Some("proxy.example.com")
+        );
+        assert_eq!(c.expires, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn blank_optional_fields_count_as_unset() {
+        let mut a = account();
+        a.auth_user = Some("  ".into());
+        a.domain = Some(String::new());
+        a.outbound_proxy = Some(" ".into());
+        let c = a.to_config().unwrap();
+        assert_eq!(
+            (c.auth_user, c.domain, c.outbound_proxy),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn port_combines_with_the_server() {
+        let mut a = account();
+        a.server = "sip:pbx.example.com:5080".into();
+        a.port = Some(5080);
+        assert_eq!(a.to_config().unwrap().registrar.port, Some(5080));
+        a.port = None;
+        assert_eq!(a.to_config().unwrap().registrar.port, Some(5080));
+        a.port = Some(5060);
+        let err = a.to_config().unwrap_err();
+        assert_eq!(err.field, "port");
+        assert!(
+            err.message.contains("5060") && err.message.contains("5080"),
+            "{err}"
+        );
+        a.server = "pbx.example.com".into();
+        a.port = Some(0);
+        assert_eq!(field_of(&a), "port");
+    }
+
+    #[test]
+    fn each_bad_field_is_named_in_plain_words() {
+        type Change = Box<dyn Fn(&mut AccountSettings)>;
+        let cases: Vec<(&str, Change, &str)> = vec![
+            ("name", Box::new(|a| a.name = "  ".into()), "name"),
+            ("name", Box::new(|a| a.name = "x".repeat(65)), "too long"),
+            ("name", Box::new(|a| a.name = "a\tb".into()), "control"),
+            (
+                "server",
+                Box::new(|a| a.server = String::new()),
+                "Enter the server",
+            ),
+            (
+                "server",
+                Box::new(|a| a.server = "pb x".into()),
+                "not a host name",
+            ),
+            (
+                "server",
+                Box::new(|a| a.server = "http://pbx".into()),
+                "http://",
+            ),
+            (
+                "server",
+                Box::new(|a| a.server = "pbx:99999".into()),
+                "99999",
+            ),
+            (
+                "server",
+                Box::new(|a| a.server = "sip:pbx;transport=sctp".into()),
+                "sctp",
+            ),
+            (
+                "extension",
+                Box::new(|a| a.extension = String::new()),
+                "Enter the extension",
+            ),
+            (
+                "extension",
+                Box::new(|a| a.extension = "1 01".into()),
+                "spaces",
+            ),
+            (
+                "extension",
+                Box::new(|a| a.extension = "101@pbx".into()),
+                "`@`",
+            ),
+            (
+                "auth_user",
+                Box::new(|a| a.auth_user = Some("a\"b".into())),
+                "`\"`",
+            ),
+            (
+                "domain",
+                Box::new(|a| a.domain = Some("sip:example.com".into())),
+                "not a domain",
+            ),
+            (
+                "outbound_proxy",
+                Box::new(|a| a.outbound_proxy = Some("prox y".into())),
+                "outbound proxy",
+            ),
+            (
+                "transport",
+                Box::new(|a| a.server = "sips:pbx.example.com".into()),
+                "asks for TLS, but the transport is set to UDP",
+            ),
+            (
+                "transport",
+                Box::new(|a| {
+                    a.outbound_proxy = Some("sip:proxy;transport=tcp".into());
+                }),
+                "outbound proxy asks for TCP",
+            ),
+            ("expires", Box::new(|a| a.expires = 0), "seconds"),
+            ("expires", Box::new(|a| a.expires = 86_401), "seconds"),
+        ];
+        for (field, change, words) in cases {
+            let mut a = account();
+            change(&mut a);
+            let err = a
+                .to_config()
+                .expect_err(&format!("{a:?} should not validate"));
+            assert_eq!(err.field, field, "{a:?}: {err}");
+            assert!(
+                err.message.contains(words),
+                "{field}: {:?} lacks {words:?}",
+                err.message
+            );
+            assert!(err.message.ends_with('.'), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_uri_transport_that_agrees_is_fine() {
+        let mut a = account();
+        a.server = "sips:pbx.example.com".into();
+        a.transport = Transport::Tls;
+        assert_eq!(a.to_config().unwrap().effective_transport(), Transport::Tls);
+    }
+
+    #[test]
+    fn ipv6_servers_and_domains() {
+        let mut a = account();
+        a.server = "[2001:db8::1]".into();
+        a.port = Some(5062);
+        a.domain = Some("[2001:db8::1]".into());
+        let c = a.to_config().unwrap();
+        assert_eq!(
+            (c.registrar.host.as_str(), c.registrar.port),
+            ("2001:db8::1", Some(5062))
+        );
+    }
+
+    #[test]
+    fn settings_find_replace_and_remove_by_name() {
+        let mut s = Settings::default();
+        s.upsert(account());
+        let mut home = account();
+        home.name = "Home".into();
+        s.upsert(home);
+        let mut office = account();
+        office.extension = "202".into();
+        s.upsert(office);
+        assert_eq!(s.accounts.len(), 2);
+        assert_eq!(s.accounts[0].extension, "202", "replaced in place");
+        assert_eq!(s.remove("Home").map(|a| a.name), Some("Home".to_owned()));
+        assert!(s.remove("Home").is_none());
+        assert!(s.account("Office").is_some());
+    }
+
+    #[test]
+    fn ipc_shape_uses_lowercase_transport_and_field_names() {
+        let mut a = account();
+        a.transport = Transport::Tls;
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["transport"], "tls");
+        assert_eq!(json["extension"], "101");
+        let back: AccountSettings = serde_json::from_value(serde_json::json!({
+            "name": "Office", "server": "pbx.example.com", "extension": "101",
+            "auth_user": null, "domain": null, "transport": "tcp", "port": null,
+            "outbound_proxy": null, "expires": 120, "ca_file": null
+        }))
+        .unwrap();
+        assert_eq!(back.transport, Transport::Tcp);
+        assert_eq!(back.expires, 120);
+        let err = serde_json::to_value(FieldError::new("port", "Bad.")).unwrap();
+        assert_eq!(err, serde_json::json!({"field": "port", "message": "Bad."}));
+    }
+}

@@ -1,0 +1,55 @@
+//! Errors a command rejects with: `{code, message, field?}` on the wire (docs/ipc-contract.md).
+
+use serde::Serialize;
+
+/// Why a command failed, in words for the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct CommandError {
+    /// Stable, machine-readable: `invalid`, `settings_file`, `credentials`, `not_configured`,
+    /// `no_password`, `autostart`.
+    pub code: &'static str,
+    pub message: String,
+    /// The settings field at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl CommandError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: "invalid",
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_without_field_when_none() {
+        let e = CommandError::new("credentials", "The keychain is locked.");
+        assert_eq!(
+            serde_json::to_value(&e).ok(),
+            Some(serde_json::json!({"code": "credentials", "message": "The keychain is locked."}))
+        );
+        let e = CommandError::invalid("server", "Enter the server.");
+        assert_eq!(
+            serde_json::to_value(&e).ok(),
+            Some(
+                serde_json::json!({"code": "invalid", "message": "Enter the server.", "field": "server"})
+            )
+        );
+    }
+}

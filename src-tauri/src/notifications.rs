@@ -1,0 +1,126 @@
+//! Desktop notifications: when the registration is lost, and when it is back.
+
+use crate::state::View;
+use tauri::{AppHandle, Runtime};
+use tauri_plugin_notification::NotificationExt;
+use vicifast_engine::{Cause, RegistrationState, Status};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub title: String,
+    pub body: String,
+}
+
+/// Whether this status change deserves a notification; remembers a loss so the recovery is
+/// announced too. Unregistering on request is not a loss.
+pub fn on_status(
+    view: &mut View,
+    previous: Option<RegistrationState>,
+    status: &Status,
+) -> Option<Notice> {
+    let who = view
+        .extension()
+        .map(|e| format!("Extension {e}"))
+        .unwrap_or_else(|| "Your extension".to_owned());
+    match status.state {
+        RegistrationState::Registered if view.lost_notified => {
+            view.lost_notified = false;
+            Some(Notice {
+                title: "Phone registered again".to_owned(),
+                body: format!("{who} can receive calls again."),
+            })
+        }
+        RegistrationState::Registered => None,
+        RegistrationState::Unregistered | RegistrationState::Idle => None,
+        _ if status.cause == Cause::UserRequest => None,
+        _ if previous == Some(RegistrationState::Registered) && !view.lost_notified => {
+            view.lost_notified = true;
+            let why = status
+                .problem
+                .as_ref()
+                .map(|p| p.message.clone())
+                .unwrap_or_else(|| "VICIfast is registering again.".to_owned());
+            Some(Notice {
+                title: "Phone registration lost".to_owned(),
+                body: format!("{who} cannot receive calls right now. {why}"),
+            })
+        }
+        _ => None,
+    }
+}
+
+pub fn show<R: Runtime>(app: &AppHandle<R>, notice: &Notice) {
+    if let Err(e) = app
+        .notification()
+        .builder()
+        .title(&notice.title)
+        .body(&notice.body)
+        .show()
+    {
+        tracing::warn!("desktop notification not shown: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vicifast_engine::Transport;
+
+    fn status(state: RegistrationState, cause: Cause) -> Status {
+        Status {
+            account: "default".to_owned(),
+            state,
+            cause,
+            contact: None,
+            server: None,
+            transport: Transport::Udp,
+            local_address: None,
+            expires_in: None,
+            next_refresh_in: None,
+            next_attempt_in: None,
+            problem: None,
+            bindings: vec![],
+        }
+    }
+
+    #[test]
+    fn lost_then_restored_once_each() {
+        let mut view = View::default();
+        let reg = Some(RegistrationState::Registered);
+        let lost = on_status(
+            &mut view,
+            reg,
+            &status(RegistrationState::Retrying, Cause::RefreshFailed),
+        );
+        assert_eq!(
+            lost.map(|n| n.title),
+            Some("Phone registration lost".to_owned())
+        );
+        let again = on_status(
+            &mut view,
+            Some(RegistrationState::Retrying),
+            &status(RegistrationState::Retrying, Cause::RetryScheduled),
+        );
+        assert!(again.is_none());
+        let back = on_status(
+            &mut view,
+            Some(RegistrationState::Retrying),
+            &status(RegistrationState::Registered, Cause::Registered),
+        );
+        assert_eq!(
+            back.map(|n| n.title),
+            Some("Phone registered again".to_owned())
+        );
+    }
+
+    #[test]
+    fn unregistering_on_request_is_quiet() {
+        let mut view = View::default();
+        let n = on_status(
+            &mut view,
+            Some(RegistrationState::Registered),
+            &status(RegistrationState::Unregistered, Cause::UserRequest),
+        );
+        assert!(n.is_none());
+    }
+}

@@ -1,0 +1,213 @@
+//! Runs the registration engine for the app's account and forwards what it reports to the
+//! window (`status`, `timeline`, `trace` events), the tray and desktop notifications.
+
+use crate::error::CommandError;
+use crate::settings::{self, UiSettings, ACCOUNT};
+use crate::state::Shared;
+use crate::{notifications, timeline, tray};
+use std::sync::Arc;
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tokio::sync::Mutex;
+use vicifast_accounts::{Keychain, KeychainError};
+use vicifast_engine::{
+    Cause, DriverOptions, EngineEvent, Password, Problem, ProblemCode, Registration,
+    RegistrationState, Stamped, Status,
+};
+
+/// The running engine, if any. One lock serialises start and stop.
+#[derive(Default)]
+pub struct Engine {
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    registration: Registration,
+    forwarder: tauri::async_runtime::JoinHandle<()>,
+    /// The settings it runs with, to tell a password change from a new configuration.
+    settings: UiSettings,
+}
+
+/// The OS keychain (or a stand-in in tests), managed by Tauri.
+pub struct Secrets(pub Arc<dyn Keychain>);
+
+/// Words for a keychain failure (the accounts crate words them for the user).
+pub fn keychain_message(error: &KeychainError) -> String {
+    format!("{error}.")
+}
+
+impl Engine {
+    /// Starts registering with the saved account and the keychain's password, replacing a
+    /// running registration. A running registration with the same settings only gets the new
+    /// password (and retries at once if it had given up).
+    pub async fn start<R: Runtime>(&self, app: &AppHandle<R>) -> Result<(), CommandError> {
+        let shared = app.state::<Shared>();
+        let (account, form) = {
+            let view = shared.view();
+            let saved = view.settings.as_ref();
+            let account = saved.and_then(settings::account).cloned();
+            let form = saved.and_then(settings::to_ui);
+            match (account, form) {
+                (Some(a), Some(f)) => (a, f),
+                _ => {
+                    return Err(CommandError::new(
+                        "not_configured",
+                        "Enter the server and extension in Settings first.",
+                    ))
+                }
+            }
+        };
+        let config = account
+            .to_config()
+            .map_err(|e| CommandError::invalid(e.field, e.message))?;
+        let password = match read_password(app) {
+            Ok(p) => p,
+            Err(e) => {
+                credentials_problem(app, &form, &e.message);
+                return Err(e);
+            }
+        };
+
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.as_mut() {
+            if r.settings == form {
+                r.registration.set_password(password);
+                return Ok(());
+            }
+        }
+        if let Some(old) = running.take() {
+            old.stop().await;
+        }
+        let options = DriverOptions {
+            ca_file: account.ca_file.clone(),
+        };
+        let (registration, mut events) = Registration::start(config, password, options);
+        let handle = app.clone();
+        let forwarder = tauri::async_runtime::spawn(async move {
+            while let Some(event) = events.recv().await {
+                forward(&handle, event);
+            }
+        });
+        *running = Some(Running {
+            registration,
+            forwarder,
+            settings: form,
+        });
+        shared.view().active = true;
+        tray::refresh(app);
+        Ok(())
+    }
+
+    /// "Register" pressed: try again now if running, else start.
+    pub async fn register<R: Runtime>(&self, app: &AppHandle<R>) -> Result<(), CommandError> {
+        {
+            let running = self.running.lock().await;
+            if let Some(r) = running.as_ref() {
+                let failed = app.state::<Shared>().view().state == Some(RegistrationState::Failed);
+                if failed {
+                    // A permanent failure needs the (maybe new) password; it retries at once.
+                    drop(running);
+                    return self.start(app).await;
+                }
+                r.registration.retry_now();
+                return Ok(());
+            }
+        }
+        self.start(app).await
+    }
+
+    /// Removes the binding and stops; waits for the engine to finish.
+    pub async fn stop<R: Runtime>(&self, app: &AppHandle<R>) {
+        let old = self.running.lock().await.take();
+        if let Some(old) = old {
+            old.stop().await;
+        }
+        app.state::<Shared>().view().active = false;
+        tray::refresh(app);
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.registration.stop().await;
+        // The stream ends after the last status; wait until it has been forwarded.
+        let _ = self.forwarder.await;
+    }
+}
+
+fn read_password<R: Runtime>(app: &AppHandle<R>) -> Result<Password, CommandError> {
+    let keychain = app.state::<Secrets>();
+    match keychain.0.get(ACCOUNT) {
+        Ok(Some(p)) => {
+            app.state::<Shared>().view().has_password = true;
+            Ok(p)
+        }
+        Ok(None) => {
+            app.state::<Shared>().view().has_password = false;
+            Err(CommandError::new(
+                "credentials",
+                "No password is saved for this extension. Enter it in Settings.",
+            ))
+        }
+        Err(e) => Err(CommandError::new("credentials", keychain_message(&e))),
+    }
+}
+
+/// Shows "the password could not be read" as the status (problem code `credentials`).
+pub fn credentials_problem<R: Runtime>(app: &AppHandle<R>, form: &UiSettings, detail: &str) {
+    let status = Stamped::now(Status {
+        account: ACCOUNT.to_owned(),
+        state: RegistrationState::Failed,
+        cause: Cause::Failed,
+        contact: None,
+        server: None,
+        transport: form.transport,
+        local_address: None,
+        expires_in: None,
+        next_refresh_in: None,
+        next_attempt_in: None,
+        problem: Some(Problem::new(ProblemCode::Credentials, detail)),
+        bindings: Vec::new(),
+    });
+    forward(app, EngineEvent::Status(status));
+}
+
+/// Updates the state from one engine event and tells the window, the tray and the user.
+pub fn forward<R: Runtime>(app: &AppHandle<R>, event: EngineEvent) {
+    let shared = app.state::<Shared>();
+    match event {
+        EngineEvent::Status(status) => {
+            let (entry, notice, tray_changed) = {
+                let mut view = shared.view();
+                let previous = view.state;
+                let old_tray = view.tray();
+                let entry = timeline::from_status(previous, &status);
+                if let Some(e) = &entry {
+                    view.push_timeline(e.clone());
+                }
+                view.set_status(&status);
+                let notice = notifications::on_status(&mut view, previous, &status.inner);
+                (entry, notice, view.tray() != old_tray)
+            };
+            let _ = app.emit("status", &status);
+            if let Some(e) = entry {
+                let _ = app.emit("timeline", &e);
+            }
+            if tray_changed {
+                tray::refresh(app);
+            }
+            if let Some(n) = notice {
+                notifications::show(app, &n);
+            }
+        }
+        EngineEvent::IncomingCall(call) => {
+            let entry = timeline::from_call(&call);
+            shared.view().push_timeline(entry.clone());
+            let _ = app.emit("timeline", &entry);
+        }
+        EngineEvent::Trace(trace) => {
+            shared.view().push_trace(trace.clone());
+            let _ = app.emit("trace", &trace);
+        }
+        _ => {}
+    }
+}

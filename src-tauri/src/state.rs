@@ -1,0 +1,250 @@
+//! What the app knows and shows: saved settings, the last status, bounded timeline and trace.
+//! Kept in the backend so a window created later (or again) gets it all from `get_state`.
+
+use crate::settings::{self, UiSettings};
+use crate::timeline::TimelineEntry;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use vicifast_accounts::Settings;
+use vicifast_engine::{RegistrationState, Stamped, Status, TraceEntry};
+
+pub const TIMELINE_LIMIT: usize = 200;
+pub const TRACE_LIMIT: usize = 300;
+
+/// `UiState` on the wire.
+#[derive(Debug, Clone, Serialize)]
+pub struct UiState {
+    pub settings: Option<UiSettings>,
+    pub has_password: bool,
+    pub status: Option<serde_json::Value>,
+    pub timeline: Vec<TimelineEntry>,
+    pub trace: Vec<Stamped<TraceEntry>>,
+    pub interface: Option<String>,
+}
+
+/// What the tray icon shows: four looks, told apart by shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrayLook {
+    Registered,
+    Working,
+    Failed,
+    Offline,
+}
+
+impl TrayLook {
+    pub fn of(state: Option<RegistrationState>) -> Self {
+        match state {
+            Some(RegistrationState::Registered) => Self::Registered,
+            Some(RegistrationState::Registering | RegistrationState::Retrying) => Self::Working,
+            Some(RegistrationState::Failed) => Self::Failed,
+            _ => Self::Offline,
+        }
+    }
+}
+
+/// A snapshot for the tray: icon, tooltip and the Register/Unregister item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrayView {
+    pub look: TrayLook,
+    pub tooltip: String,
+    /// Whether the engine is running (the menu then offers Unregister).
+    pub active: bool,
+}
+
+/// Everything behind the window and the tray.
+#[derive(Debug, Default)]
+pub struct View {
+    /// Saved settings, `None` when the file could not be read.
+    pub settings: Option<Settings>,
+    /// Why the settings file could not be used (it is then never written).
+    pub settings_problem: Option<String>,
+    pub has_password: bool,
+    /// The last status as sent to the window (an engine status, or one the app made).
+    pub status: Option<serde_json::Value>,
+    pub state: Option<RegistrationState>,
+    /// A few words on the current problem, for the tooltip.
+    pub problem_words: Option<String>,
+    pub local_address: Option<String>,
+    pub active: bool,
+    pub timeline: VecDeque<TimelineEntry>,
+    pub trace: VecDeque<Stamped<TraceEntry>>,
+    /// The registration was lost and the user was told; tell them again when it is back.
+    pub lost_notified: bool,
+}
+
+impl View {
+    pub fn push_timeline(&mut self, entry: TimelineEntry) {
+        push_bounded(&mut self.timeline, entry, TIMELINE_LIMIT);
+    }
+
+    pub fn push_trace(&mut self, entry: Stamped<TraceEntry>) {
+        push_bounded(&mut self.trace, entry, TRACE_LIMIT);
+    }
+
+    pub fn set_status(&mut self, status: &Stamped<Status>) {
+        self.status = serde_json::to_value(status).ok();
+        self.state = Some(status.inner.state);
+        self.local_address = status.inner.local_address.clone();
+        self.problem_words = status
+            .inner
+            .problem
+            .as_ref()
+            .map(|p| problem_words(p.code.as_str()).to_owned());
+    }
+
+    pub fn ui_settings(&self) -> Option<UiSettings> {
+        self.settings.as_ref().and_then(settings::to_ui)
+    }
+
+    pub fn extension(&self) -> Option<String> {
+        self.ui_settings().map(|s| s.extension)
+    }
+
+    pub fn ui_state(&self, interface: Option<String>) -> UiState {
+        UiState {
+            settings: self.ui_settings(),
+            has_password: self.has_password,
+            status: self.status.clone(),
+            timeline: self.timeline.iter().rev().cloned().collect(),
+            trace: self.trace.iter().rev().cloned().collect(),
+            interface,
+        }
+    }
+
+    pub fn tray(&self) -> TrayView {
+        let look = if self.settings_problem.is_some() {
+            TrayLook::Failed
+        } else {
+            TrayLook::of(self.state)
+        };
+        let who = self
+            .extension()
+            .map(|e| format!("Extension {e}"))
+            .unwrap_or_else(|| "Not set up".to_owned());
+        let state = match (self.settings_problem.is_some(), self.state) {
+            (true, _) => "settings file unreadable".to_owned(),
+            (false, Some(s)) => state_words(s).to_owned(),
+            (false, None) if self.settings.as_ref().and_then(settings::account).is_none() => {
+                "open VICIfast to set up".to_owned()
+            }
+            (false, None) => "not registered".to_owned(),
+        };
+        let mut tooltip = format!("VICIfast — {who}: {state}");
+        if let Some(p) = &self.problem_words {
+            tooltip.push_str(" — ");
+            tooltip.push_str(p);
+        }
+        TrayView {
+            look,
+            tooltip,
+            active: self.active,
+        }
+    }
+}
+
+fn push_bounded<T>(list: &mut VecDeque<T>, entry: T, limit: usize) {
+    list.push_back(entry);
+    while list.len() > limit {
+        list.pop_front();
+    }
+}
+
+fn state_words(state: RegistrationState) -> &'static str {
+    match state {
+        RegistrationState::Idle => "not started",
+        RegistrationState::Registering => "registering",
+        RegistrationState::Registered => "registered",
+        RegistrationState::Retrying => "retrying",
+        RegistrationState::Failed => "not registered",
+        RegistrationState::Offline => "offline",
+        RegistrationState::Unregistered => "unregistered",
+        _ => "unknown",
+    }
+}
+
+/// A problem code in a few words, for the tooltip.
+pub fn problem_words(code: &str) -> &'static str {
+    match code {
+        "wrong_password" => "wrong password",
+        "forbidden" => "server refused this extension",
+        "unknown_extension" => "unknown extension",
+        "rejected" => "server rejected registration",
+        "timeout" => "server not answering",
+        "dns_failure" => "server name not found",
+        "connection_refused" => "connection refused",
+        "tls_certificate" => "untrusted certificate",
+        "server_error" => "server error",
+        "network_down" => "no network",
+        "transport_error" => "connection broke",
+        "invalid_response" => "bad server answer",
+        "credentials" => "password not available",
+        "settings_file" => "settings file unreadable",
+        _ => "problem",
+    }
+}
+
+/// The shared state, managed by Tauri.
+#[derive(Debug, Default)]
+pub struct Shared {
+    view: Mutex<View>,
+}
+
+impl Shared {
+    /// Locks the view; a panic while it was held does not make it unusable.
+    pub fn view(&self) -> MutexGuard<'_, View> {
+        self.view
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_bounded_and_newest_first_in_ui_state() {
+        let mut view = View::default();
+        for i in 0..(TIMELINE_LIMIT + 5) {
+            view.push_timeline(TimelineEntry {
+                at: format!("{i}"),
+                kind: "refreshed".to_owned(),
+                text: String::new(),
+            });
+        }
+        let ui = view.ui_state(None);
+        assert_eq!(ui.timeline.len(), TIMELINE_LIMIT);
+        assert_eq!(ui.timeline[0].at, format!("{}", TIMELINE_LIMIT + 4));
+    }
+
+    #[test]
+    fn tray_looks_differ_per_state() {
+        assert_eq!(
+            TrayLook::of(Some(RegistrationState::Registered)),
+            TrayLook::Registered
+        );
+        assert_eq!(
+            TrayLook::of(Some(RegistrationState::Retrying)),
+            TrayLook::Working
+        );
+        assert_eq!(
+            TrayLook::of(Some(RegistrationState::Failed)),
+            TrayLook::Failed
+        );
+        assert_eq!(TrayLook::of(None), TrayLook::Offline);
+    }
+
+    #[test]
+    fn tooltip_names_extension_state_and_problem() {
+        let mut view = View {
+            state: Some(RegistrationState::Failed),
+            problem_words: Some(problem_words("wrong_password").to_owned()),
+            ..View::default()
+        };
+        view.settings = None;
+        let t = view.tray();
+        assert_eq!(t.look, TrayLook::Failed);
+        assert!(t.tooltip.contains("wrong password"), "{}", t.tooltip);
+    }
+}

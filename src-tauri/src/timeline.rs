@@ -1,0 +1,184 @@
+//! The "Recent events" timeline: status changes and incoming calls in plain words.
+
+use serde::Serialize;
+use vicifast_engine::{Cause, IncomingCall, RegistrationState, Stamped, Status};
+
+/// One line of the timeline (`TimelineEntry` in the IPC contract).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelineEntry {
+    pub at: String,
+    pub kind: String,
+    pub text: String,
+}
+
+/// The timeline entry a status change deserves, if any. `previous` is the state before it, so a
+/// repeated status (a countdown update) adds nothing.
+pub fn from_status(
+    previous: Option<RegistrationState>,
+    status: &Stamped<Status>,
+) -> Option<TimelineEntry> {
+    let s = &status.inner;
+    let problem = s
+        .problem
+        .as_ref()
+        .map(|p| p.message.clone())
+        .unwrap_or_default();
+    let (kind, text) = match (s.state, s.cause) {
+        (RegistrationState::Registered, Cause::Refreshed) => {
+            ("refreshed", "Registration renewed.".to_owned())
+        }
+        (RegistrationState::Registered, _) if previous == Some(RegistrationState::Registered) => {
+            match s.cause {
+                Cause::NetworkChanged | Cause::AddressChanged | Cause::NatRebinding => (
+                    "network_changed",
+                    "The network changed; registered again over the new connection.".to_owned(),
+                ),
+                _ => return None,
+            }
+        }
+        (RegistrationState::Registered, _) => (
+            "registered",
+            match &s.contact {
+                Some(_) if s.cause == Cause::Resumed => {
+                    "Registered again after the computer woke up.".to_owned()
+                }
+                _ => "Registered: calls can reach this computer.".to_owned(),
+            },
+        ),
+        (RegistrationState::Registering, Cause::NetworkChanged | Cause::AddressChanged) => (
+            "network_changed",
+            "The network changed; registering over the new connection.".to_owned(),
+        ),
+        (RegistrationState::Registering, Cause::CredentialsChanged) => (
+            "credentials_changed",
+            "New password saved; registering with it.".to_owned(),
+        ),
+        (RegistrationState::Registering, Cause::BindingLost) => (
+            "failed",
+            "The phone server lost this computer's registration; registering again.".to_owned(),
+        ),
+        (RegistrationState::Registering, _) => {
+            if previous == Some(RegistrationState::Registering) {
+                return None;
+            }
+            ("registering", "Registering…".to_owned())
+        }
+        (RegistrationState::Retrying, _) => {
+            if previous == Some(RegistrationState::Retrying) {
+                return None;
+            }
+            (
+                "retrying",
+                join("Could not register; trying again shortly.", &problem),
+            )
+        }
+        (RegistrationState::Failed, _) => ("failed", join("Registration stopped.", &problem)),
+        (RegistrationState::Offline, _) => {
+            if previous == Some(RegistrationState::Offline) {
+                return None;
+            }
+            (
+                "offline",
+                "No network connection; registering again when it is back.".to_owned(),
+            )
+        }
+        (RegistrationState::Unregistered, _) => (
+            "unregistered",
+            "Unregistered: calls no longer reach this computer.".to_owned(),
+        ),
+        _ => return None,
+    };
+    Some(TimelineEntry {
+        at: status.at.clone(),
+        kind: kind.to_owned(),
+        text,
+    })
+}
+
+pub fn from_call(call: &Stamped<IncomingCall>) -> TimelineEntry {
+    TimelineEntry {
+        at: call.at.clone(),
+        kind: "incoming_call".to_owned(),
+        text: format!("Incoming call from {}.", call.inner.from),
+    }
+}
+
+fn join(first: &str, problem: &str) -> String {
+    if problem.is_empty() {
+        first.to_owned()
+    } else {
+        format!("{first} {problem}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vicifast_engine::{Problem, ProblemCode, Transport};
+
+    fn status(state: RegistrationState, cause: Cause, problem: Option<Problem>) -> Stamped<Status> {
+        Stamped {
+            at: "2026-11-26T05:00:00.000Z".to_owned(),
+            inner: Status {
+                account: "default".to_owned(),
+                state,
+                cause,
+                contact: Some("sip:101@192.0.2.1:5060".to_owned()),
+                server: None,
+                transport: Transport::Udp,
+                local_address: None,
+                expires_in: None,
+                next_refresh_in: None,
+                next_attempt_in: None,
+                problem,
+                bindings: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn registered_then_refreshed() {
+        let e = from_status(
+            Some(RegistrationState::Registering),
+            &status(RegistrationState::Registered, Cause::Registered, None),
+        );
+        assert_eq!(e.map(|e| e.kind), Some("registered".to_owned()));
+        let e = from_status(
+            Some(RegistrationState::Registered),
+            &status(RegistrationState::Registered, Cause::Refreshed, None),
+        );
+        assert_eq!(e.map(|e| e.kind), Some("refreshed".to_owned()));
+    }
+
+    #[test]
+    fn failure_carries_the_problem_in_words() {
+        let p = Problem::new(ProblemCode::WrongPassword, "401");
+        let e = from_status(
+            Some(RegistrationState::Registering),
+            &status(RegistrationState::Failed, Cause::Failed, Some(p)),
+        );
+        let e = e.expect("an entry");
+        assert_eq!(e.kind, "failed");
+        assert!(e.text.contains("password"), "{}", e.text);
+    }
+
+    #[test]
+    fn repeated_retrying_adds_nothing() {
+        let s = status(RegistrationState::Retrying, Cause::RetryScheduled, None);
+        assert!(from_status(Some(RegistrationState::Retrying), &s).is_none());
+        assert!(from_status(Some(RegistrationState::Registering), &s).is_some());
+    }
+
+    #[test]
+    fn incoming_call() {
+        let call = Stamped {
+            at: "2026-11-26T05:00:00.000Z".to_owned(),
+            inner: IncomingCall {
+                account: "default".to_owned(),
+                from: "sip:200@pbx".to_owned(),
+                call_id: "x".to_owned(),
+            },
+        };
+        assert_eq!(from_call(&call).kind, "incoming_call");
+    }
+}

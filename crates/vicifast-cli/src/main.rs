@@ -4,6 +4,7 @@
 //! Exit codes: 0 done (or stopped by SIGINT/SIGTERM after unregistering), 1 the registration or
 //! query failed in a way retrying will not fix, 2 bad usage.
 
+mod account;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
@@ -57,16 +58,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Save, list or remove accounts (settings file + system keychain, shared with the app).
+    Account {
+        #[command(subcommand)]
+        command: account::AccountCommand,
+    },
 }
 
 #[derive(Args, Debug)]
 struct AccountArgs {
+    /// Use an account saved with `account set` or the app: its settings, and its password from
+    /// the system keychain.
+    #[arg(long, value_name = "NAME", conflicts_with_all = [
+        "registrar", "user", "auth_user", "domain", "transport", "expires", "outbound_proxy",
+        "ca_file", "password_stdin", "password_env",
+    ])]
+    account: Option<String>,
     /// Registrar: host, host:port, [v6]:port, sip:host[:port][;transport=tcp] or sips:host[:port].
-    #[arg(long, value_parser = parse_server)]
-    registrar: ServerAddress,
+    #[arg(long, value_parser = parse_server, required_unless_present = "account")]
+    registrar: Option<ServerAddress>,
     /// Extension (user part of the address of record).
-    #[arg(long)]
-    user: String,
+    #[arg(long, required_unless_present = "account")]
+    user: Option<String>,
     /// Authentication user name, when it differs from the extension.
     #[arg(long)]
     auth_user: Option<String>,
@@ -138,17 +151,42 @@ enum UsageError {
     EmptyPassword,
     #[error("--ca-file: {0}")]
     CaFile(String),
+    #[error("name the account: --account NAME, or --registrar and --user")]
+    NoAccount,
 }
 
 impl AccountArgs {
-    fn config(&self) -> AccountConfig {
-        let mut config =
-            AccountConfig::new(self.user.clone(), self.registrar.clone(), self.user.clone());
+    /// The account, its password and the driver options: from the flags, or with `--account`
+    /// from the saved settings and the keychain. On failure, the message is printed and the
+    /// exit code returned (2 bad usage, 1 a saved account or its password cannot be used).
+    fn resolve(&self, json: bool) -> Result<(AccountConfig, Password, DriverOptions), ExitCode> {
+        if let Some(name) = &self.account {
+            let saved = account::resolve(name).map_err(|e| e.report(json))?;
+            let options = DriverOptions {
+                ca_file: saved.ca_file,
+            };
+            if let Some(path) = &options.ca_file {
+                vicifast_engine::check_ca_file(path)
+                    .map_err(|e| usage_error(&UsageError::CaFile(e)))?;
+            }
+            return Ok((self.tune(saved.config), saved.password, options));
+        }
+        let (Some(registrar), Some(user)) = (&self.registrar, &self.user) else {
+            return Err(usage_error(&UsageError::NoAccount));
+        };
+        let password = self.password().map_err(|e| usage_error(&e))?;
+        let options = self.options().map_err(|e| usage_error(&e))?;
+        let mut config = AccountConfig::new(user.clone(), registrar.clone(), user.clone());
         config.auth_user = self.auth_user.clone();
         config.domain = self.domain.clone();
         config.transport = self.transport;
         config.outbound_proxy = self.outbound_proxy.clone();
         config.expires = Duration::from_secs(u64::from(self.expires));
+        Ok((self.tune(config), password, options))
+    }
+
+    /// Applies the engine flags that go with either way of naming the account.
+    fn tune(&self, mut config: AccountConfig) -> AccountConfig {
         config.accept_requests_from_anyone = self.accept_from_anyone;
         config.instance_id = self.instance_id.clone();
         config.backoff_base = Duration::from_secs(self.backoff_base);
@@ -229,19 +267,18 @@ async fn run(command: Command) -> ExitCode {
             json,
             trace,
         } => {
-            let (password, options) = match (account.password(), account.options()) {
-                (Ok(p), Ok(o)) => (p, o),
-                (Err(e), _) | (_, Err(e)) => return usage_error(&e),
+            let (config, password, options) = match account.resolve(json) {
+                Ok(resolved) => resolved,
+                Err(code) => return code,
             };
-            register(account.config(), password, options, json, trace).await
+            register(config, password, options, json, trace).await
         }
         Command::Unregister { account, json } => {
-            let (password, options) = match (account.password(), account.options()) {
-                (Ok(p), Ok(o)) => (p, o),
-                (Err(e), _) | (_, Err(e)) => return usage_error(&e),
+            let (config, password, options) = match account.resolve(json) {
+                Ok(resolved) => resolved,
+                Err(code) => return code,
             };
-            match vicifast_engine::remove_local_bindings(account.config(), password, options).await
-            {
+            match vicifast_engine::remove_local_bindings(config, password, options).await {
                 Ok(removed) => {
                     output::removed(&removed, json);
                     ExitCode::SUCCESS
@@ -250,11 +287,11 @@ async fn run(command: Command) -> ExitCode {
             }
         }
         Command::Bindings { account, json } => {
-            let (password, options) = match (account.password(), account.options()) {
-                (Ok(p), Ok(o)) => (p, o),
-                (Err(e), _) | (_, Err(e)) => return usage_error(&e),
+            let (config, password, options) = match account.resolve(json) {
+                Ok(resolved) => resolved,
+                Err(code) => return code,
             };
-            match vicifast_engine::list_bindings(account.config(), password, options).await {
+            match vicifast_engine::list_bindings(config, password, options).await {
                 Ok(bindings) => {
                     output::bindings(&bindings, json);
                     ExitCode::SUCCESS
@@ -262,6 +299,7 @@ async fn run(command: Command) -> ExitCode {
                 Err(err) => output::query_failed(&err.0, json),
             }
         }
+        Command::Account { command } => account::run(command),
     }
 }
 

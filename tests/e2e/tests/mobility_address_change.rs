@@ -14,20 +14,10 @@ fn address_change_on_the_same_link() -> Result<(), NetnsError> {
     else {
         return Ok(());
     };
-    let old = s
-        .topo
-        .client_addr(Link::Wifi)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let before = s.wait_registered_from(&old, REGISTER_LIMIT)?;
-    s.wait_only_binding(&before, &old, &[], SETTLE_LIMIT)?;
+    let old = s.registered_on(Link::Wifi)?;
 
     s.topo.change_address(Link::Wifi)?;
-    let new = s
-        .topo
-        .client_addr(Link::Wifi)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let new = s.client_ip(Link::Wifi)?;
     assert_ne!(old, new, "the topology must hand out a different address");
     s.wait_registered_from(&new, REGISTER_LIMIT)?;
     s.wait_settled(&new, &[&old], SETTLE_LIMIT)?;

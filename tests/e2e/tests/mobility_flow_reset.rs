@@ -14,13 +14,7 @@ fn connection_reset(test: &str, transport: &'static str) -> Result<(), NetnsErro
     let Some(mut s) = Scenario::start(test, opts)? else {
         return Ok(());
     };
-    let addr = s
-        .topo
-        .client_addr(Link::Wifi)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let before = s.wait_registered_from(&addr, REGISTER_LIMIT)?;
-    s.wait_only_binding(&before, &addr, &[], SETTLE_LIMIT)?;
+    let addr = s.registered_on(Link::Wifi)?;
     let connections = s.topo.registrar_connections()?;
     if connections.is_empty() {
         return Err(NetnsError::Unexpected {

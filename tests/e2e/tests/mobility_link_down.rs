@@ -19,13 +19,7 @@ fn link_down_for_20_seconds_then_up() -> Result<(), NetnsError> {
     else {
         return Ok(());
     };
-    let addr = s
-        .topo
-        .client_addr(Link::Wifi)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let before = s.wait_registered_from(&addr, REGISTER_LIMIT)?;
-    s.wait_only_binding(&before, &addr, &[], SETTLE_LIMIT)?;
+    let addr = s.registered_on(Link::Wifi)?;
     s.client.drain();
 
     let down_at = s.topo.link_down(Link::Wifi)?;

@@ -22,11 +22,7 @@ fn nat_mapping_changes() -> Result<(), NetnsError> {
     let Some(mut s) = Scenario::start("nat_mapping_changes", opts)? else {
         return Ok(());
     };
-    let private = s
-        .topo
-        .client_addr(Link::Wifi)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let private = s.client_ip(Link::Wifi)?;
     let before = s.wait_registered_from(&private, REGISTER_LIMIT)?;
     let inside = before.local_address.clone().ok_or(NetnsError::Unexpected {
         expected: "the client to report its local address".into(),

@@ -3,9 +3,7 @@
 //! `--expires`, restores it).
 
 use std::time::Duration;
-use vicifast_e2e::netns::{
-    Link, NetnsError, Scenario, ScenarioOptions, REGISTER_LIMIT, SETTLE_LIMIT,
-};
+use vicifast_e2e::netns::{Link, NetnsError, Scenario, ScenarioOptions};
 
 const EXPIRES: u32 = 60;
 
@@ -18,13 +16,7 @@ fn registrar_restart_loses_bindings() -> Result<(), NetnsError> {
     let Some(mut s) = Scenario::start("registrar_restart_loses_bindings", opts)? else {
         return Ok(());
     };
-    let addr = s
-        .topo
-        .client_addr(Link::Wifi)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let before = s.wait_registered_from(&addr, REGISTER_LIMIT)?;
-    s.wait_only_binding(&before, &addr, &[], SETTLE_LIMIT)?;
+    let addr = s.registered_on(Link::Wifi)?;
 
     s.registrar.restart(&s.topo)?;
     let right_after = s.registrar.bindings()?;

@@ -25,23 +25,13 @@ fn switch_race(test: &str, remove_old_address: bool) -> Result<(), NetnsError> {
     let Some(mut s) = Scenario::start(test, opts)? else {
         return Ok(());
     };
-    let old = s
-        .topo
-        .client_addr(Link::Wifi)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let before = s.wait_registered_from(&old, REGISTER_LIMIT)?;
-    s.wait_only_binding(&before, &old, &[], SETTLE_LIMIT)?;
+    let old = s.registered_on(Link::Wifi)?;
 
     let switched_at = realtime_secs(
         s.topo
             .switch_default_route(Link::Wired, remove_old_address)?,
     );
-    let new = s
-        .topo
-        .client_addr(Link::Wired)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let new = s.client_ip(Link::Wired)?;
     s.wait_settled(&new, &[&old], REGISTER_LIMIT)?;
     let saved_at = s
         .registrar

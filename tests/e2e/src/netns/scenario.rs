@@ -110,6 +110,26 @@ impl Scenario {
             })
     }
 
+    /// The client's address on `link`; an error when the topology gave it none.
+    pub fn client_ip(&self, link: Link) -> Result<String> {
+        self.topo
+            .client_addr(link)
+            .map(|a| a.to_string())
+            .ok_or_else(|| NetnsError::Unexpected {
+                expected: format!("an address on {link:?}"),
+                seen: "none".to_owned(),
+            })
+    }
+
+    /// The usual first step: registered from `link`'s address, and the registrar holds that one
+    /// binding only. Returns the address.
+    pub fn registered_on(&mut self, link: Link) -> Result<String> {
+        let addr = self.client_ip(link)?;
+        let status = self.wait_registered_from(&addr, REGISTER_LIMIT)?;
+        self.wait_only_binding(&status, &addr, &[], SETTLE_LIMIT)?;
+        Ok(addr)
+    }
+
     /// Waits until the registrar holds exactly one binding for the extension: the contact the
     /// client reported in `status`, reachable at `addr`, and nothing reachable at any of `stale`.
     /// Returns that binding. Polls `kamcmd ul.dump`.

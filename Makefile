@@ -16,7 +16,8 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export VICIFAST_CLI := $(TARGET_DIR)/debug/vicifast-cli
 
 ENGINE_PACKAGES := build-essential pkg-config ca-certificates openssl procps iproute2 nftables \
-  kamailio kamailio-tls-modules kamailio-outbound-modules sip-tester sipsak
+  kamailio kamailio-tls-modules kamailio-outbound-modules sip-tester sipsak \
+  dbus-daemon dbus-bin gnome-keyring libsecret-tools
 
 .PHONY: help deps-engine lint test test-engine test-e2e bench bench-register
 help:

@@ -421,6 +421,142 @@ mod tests {
         assert!(err.to_string().contains("keychain is locked"), "{err}");
     }
 
+    fn set_args(name: &str, extra: &[&str]) -> SetArgs {
+        let mut argv = vec!["vicifast-cli", "account", "set", name];
+        argv.extend_from_slice(extra);
+        match <crate::Cli as clap::Parser>::try_parse_from(argv)
+            .unwrap()
+            .command
+        {
+            crate::Command::Account {
+                command: AccountCommand::Set(args),
+            } => args,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn set_saves_settings_and_password_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ConfigStore::new(dir.path().join("config.toml"));
+        let keychain = FakeKeychain::default();
+        std::env::set_var("VICIFAST_TEST_PW_SET", "pw-set-1");
+        let args = set_args(
+            " Desk ",
+            &[
+                "--registrar",
+                "sips:pbx.example.com",
+                "--user",
+                "101",
+                "--password-env",
+                "VICIFAST_TEST_PW_SET",
+            ],
+        );
+        assert_eq!(set(&store, &keychain, args), ExitCode::SUCCESS);
+        let desk = store.load().unwrap().account("Desk").cloned().unwrap();
+        assert_eq!(
+            desk.transport,
+            Transport::Tls,
+            "transport from the sips: URI"
+        );
+        assert_eq!(
+            keychain.get("Desk").unwrap().map(|p| p.expose().to_owned()),
+            Some("pw-set-1".to_owned())
+        );
+        assert!(!std::fs::read_to_string(store.path())
+            .unwrap()
+            .contains("pw-set-1"));
+
+        // Changing a saved account without a password flag keeps the saved password.
+        let args = set_args(
+            "Desk",
+            &["--registrar", "sips:pbx.example.com", "--user", "102"],
+        );
+        assert_eq!(set(&store, &keychain, args), ExitCode::SUCCESS);
+        assert_eq!(store.load().unwrap().accounts[0].extension, "102");
+        assert!(keychain.get("Desk").unwrap().is_some());
+    }
+
+    #[test]
+    fn set_refuses_bad_fields_and_a_new_account_without_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ConfigStore::new(dir.path().join("config.toml"));
+        let keychain = FakeKeychain::default();
+        std::env::set_var("VICIFAST_TEST_PW_BAD", "pw-bad");
+        let bad = set_args(
+            "Desk",
+            &[
+                "--registrar",
+                "pb x",
+                "--user",
+                "101",
+                "--password-env",
+                "VICIFAST_TEST_PW_BAD",
+            ],
+        );
+        assert_eq!(set(&store, &keychain, bad), ExitCode::from(2));
+        let no_password = set_args("Desk", &["--registrar", "pbx", "--user", "101"]);
+        assert_eq!(set(&store, &keychain, no_password), ExitCode::from(2));
+        assert!(!store.path().exists(), "nothing saved");
+        assert!(keychain.get("Desk").unwrap().is_none());
+    }
+
+    #[test]
+    fn set_with_a_locked_keychain_saves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ConfigStore::new(dir.path().join("config.toml"));
+        let locked = FakeKeychain {
+            broken: Some(KeychainError::Locked("Locked".into())),
+            ..FakeKeychain::default()
+        };
+        std::env::set_var("VICIFAST_TEST_PW_LOCKED", "pw-locked");
+        let args = set_args(
+            "Desk",
+            &[
+                "--registrar",
+                "pbx",
+                "--user",
+                "1",
+                "--password-env",
+                "VICIFAST_TEST_PW_LOCKED",
+            ],
+        );
+        assert_eq!(set(&store, &locked, args), ExitCode::from(1));
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn remove_forgets_settings_and_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = saved(&dir);
+        let keychain = FakeKeychain::default();
+        keychain.set("Office", &Password::new("pw")).unwrap();
+        assert_eq!(remove(&store, &keychain, "Office"), ExitCode::SUCCESS);
+        assert!(store.load().unwrap().accounts.is_empty());
+        assert!(keychain.get("Office").unwrap().is_none());
+        assert_eq!(remove(&store, &keychain, "Office"), ExitCode::from(1));
+    }
+
+    #[test]
+    fn account_flag_replaces_registrar_and_user() {
+        use clap::Parser;
+        let parse = |args: &[&str]| crate::Cli::try_parse_from(args).map(|_| ());
+        assert!(parse(&["vicifast-cli", "register", "--account", "Desk"]).is_ok());
+        assert!(parse(&["vicifast-cli", "bindings", "--account", "Desk", "--json"]).is_ok());
+        assert!(parse(&["vicifast-cli", "register"]).is_err());
+        for extra in [
+            &["--registrar", "pbx"][..],
+            &["--user", "1"],
+            &["--password-env", "PW"],
+            &["--expires", "60"],
+        ] {
+            let mut argv = vec!["vicifast-cli", "unregister", "--account", "Desk"];
+            argv.extend_from_slice(extra);
+            let err = parse(&argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{extra:?}");
+        }
+    }
+
     #[test]
     fn every_field_maps_to_its_flag() {
         for (field, flag) in [

@@ -57,6 +57,7 @@ pub async fn save_settings(
     }
 
     let password = password.filter(|p| !p.is_empty()).map(Password::new);
+    let new_password = password.is_some();
     match password {
         Some(p) => secrets
             .0
@@ -92,7 +93,7 @@ pub async fn save_settings(
     apply_start_at_login(&app, settings.start_at_login);
     tray::refresh(&app);
 
-    if let Err(e) = engine.start(&app).await {
+    if let Err(e) = engine.start(&app, new_password).await {
         // Shown as the status (e.g. the keychain could not give the password back).
         tracing::warn!("registration not started after saving: {e}");
     }

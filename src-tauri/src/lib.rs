@@ -113,7 +113,7 @@ fn startup<R: Runtime>(app: &AppHandle<R>, mut open_window: bool) {
     if has_account {
         let handle = app.clone();
         tauri::async_runtime::spawn(async move {
-            if let Err(e) = handle.state::<Engine>().start(&handle).await {
+            if let Err(e) = handle.state::<Engine>().start(&handle, false).await {
                 tracing::warn!("not registering at start: {e}");
                 window::show(&handle);
             }

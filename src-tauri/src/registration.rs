@@ -37,9 +37,14 @@ pub fn keychain_message(error: &KeychainError) -> String {
 
 impl Engine {
     /// Starts registering with the saved account and the keychain's password, replacing a
-    /// running registration. A running registration with the same settings only gets the new
-    /// password (and retries at once if it had given up).
-    pub async fn start<R: Runtime>(&self, app: &AppHandle<R>) -> Result<(), CommandError> {
+    /// running registration. Unless `fresh`, a running registration with the same settings only
+    /// gets the password again (and retries at once if it had given up). `fresh` (a new password
+    /// was saved) re-registers at once, so a wrong password shows now, not at the next refresh.
+    pub async fn start<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        fresh: bool,
+    ) -> Result<(), CommandError> {
         let shared = app.state::<Shared>();
         let (account, form) = {
             let view = shared.view();
@@ -69,7 +74,7 @@ impl Engine {
 
         let mut running = self.running.lock().await;
         if let Some(r) = running.as_mut() {
-            if r.settings == form {
+            if r.settings == form && !fresh {
                 r.registration.set_password(password);
                 return Ok(());
             }
@@ -106,13 +111,13 @@ impl Engine {
                 if failed {
                     // A permanent failure needs the (maybe new) password; it retries at once.
                     drop(running);
-                    return self.start(app).await;
+                    return self.start(app, false).await;
                 }
                 r.registration.retry_now();
                 return Ok(());
             }
         }
-        self.start(app).await
+        self.start(app, false).await
     }
 
     /// Removes the binding and stops; waits for the engine to finish.

@@ -1,0 +1,48 @@
+# The desktop app (issue 4): Tauri 2 backend in src-tauri/, web UI in ui/, icons in icons/.
+# Included by the Makefile; `make test` runs app-deps and app-test when this file exists.
+#   make run        build the UI and the app (debug), then launch it
+#   make app-test   UI checks and tests, the app's unit tests, then the real app end to end
+#   make bench-app  memory (PSS) of the whole app while registered: window open vs tray only
+#   make package    .deb and AppImage (release build; not part of `make test`)
+
+APP_PACKAGES := libwebkit2gtk-4.1-dev build-essential pkg-config file \
+  libayatana-appindicator3-dev librsvg2-dev libssl-dev \
+  xvfb xauth x11-utils imagemagick webkit2gtk-driver dbus-x11 gnome-keyring libsecret-tools \
+  chromium fonts-dejavu-core
+export VICIFAST_APP := $(TARGET_DIR)/debug/vicifast
+
+.PHONY: app-deps ui-build app-build app-test app-e2e run package bench-app icons
+
+app-deps:
+	@scripts/ensure-packages.sh $(APP_PACKAGES)
+	@# npm install, not npm ci: see ui/README.md.
+	@[ -d ui/node_modules ] || (cd ui && npm install --no-audit --no-fund)
+
+ui-build: app-deps
+	cd ui && npm run build
+
+app-build: ui-build
+	$(CARGO) build -p vicifast-app
+
+# The real app end to end needs Kamailio too (the engine's packages).
+app-test: app-deps deps-engine app-build
+	cd ui && npm run lint && npm run typecheck && npm run format:check && npm test && npm run test:e2e
+	$(CARGO) test -p vicifast-app
+	$(MAKE) --no-print-directory app-e2e
+
+app-e2e:
+	$(CARGO) test -p vicifast-app-e2e --no-fail-fast -- --nocapture
+
+run: app-build
+	$(VICIFAST_APP)
+
+# Bundles need a release build and the Tauri CLI (from npm, with its own binary).
+package: ui-build
+	cd src-tauri && npx --yes @tauri-apps/cli@^2 build --bundles deb,appimage
+
+bench-app: app-deps deps-engine app-build
+	$(CARGO) run -q -p vicifast-app-e2e --bin bench_app
+
+# Redraw the tray and app icons (Python standard library only).
+icons:
+	python3 icons/generate.py

@@ -1,0 +1,110 @@
+//! `make bench-app`: memory of the whole VICIfast app while registered, window open vs closed to
+//! the tray. PSS (proportional set size, /proc/<pid>/smaps_rollup) of the app process and its
+//! WebKit children, so shared libraries are counted once across the tree.
+//!
+//! Runs the real app on a private X display, session bus and Secret Service against a local
+//! Kamailio, like the end-to-end test; settings are entered once through the real window.
+
+use std::time::Duration;
+use vicifast_app_e2e::{
+    command_name, is_running, output_dir, process_tree, pss_kib, save_settings_in_ui, terminate,
+    wait_for, AppTestError, Desktop, Registrar, RegistrarOptions, WebDriver, WAIT,
+};
+
+/// Samples per state; the figure is the median.
+const SAMPLES: usize = 5;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench-app failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn tree_pss(pid: u32) -> (u64, Vec<(String, u64)>) {
+    let parts: Vec<(String, u64)> = process_tree(pid)
+        .into_iter()
+        .map(|p| (format!("{} ({p})", command_name(p)), pss_kib(p)))
+        .collect();
+    (parts.iter().map(|(_, k)| k).sum(), parts)
+}
+
+/// The median of a few samples taken 1 s apart (a measurement interval, not a wait).
+fn measure(pid: u32) -> (u64, Vec<(String, u64)>) {
+    let mut samples = Vec::new();
+    for i in 0..SAMPLES {
+        if i > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        samples.push(tree_pss(pid));
+    }
+    samples.sort_by_key(|s| s.0);
+    samples.swap_remove(SAMPLES / 2)
+}
+
+fn print(label: &str, (total, parts): &(u64, Vec<(String, u64)>)) {
+    println!("{label}: {:.1} MiB PSS", *total as f64 / 1024.0);
+    for (name, kib) in parts {
+        println!("    {name:<28} {:>8.1} MiB", *kib as f64 / 1024.0);
+    }
+}
+
+fn run() -> Result<(), AppTestError> {
+    let logs = output_dir();
+    std::fs::create_dir_all(&logs).map_err(|e| AppTestError::Setup(e.to_string()))?;
+    let desktop = Desktop::start()?;
+    let registrar = Registrar::start(RegistrarOptions::default())
+        .map_err(|e| AppTestError::Setup(e.to_string()))?;
+    let ext = vicifast_e2e::random_extension();
+    let password = registrar
+        .add_user(&ext)
+        .map_err(|e| AppTestError::Setup(e.to_string()))?;
+    let registered = |n: usize| {
+        let (registrar, ext) = (&registrar, &ext);
+        move || (registrar.bindings(ext).map(|b| b.len()).unwrap_or(0) == n).then_some(())
+    };
+
+    // Save the account once through the window, then quit.
+    let driver = WebDriver::launch(&desktop, &[], &logs.join("bench-setup.log"))?;
+    let app = driver.app_pid()?;
+    save_settings_in_ui(&driver, &registrar, &ext, &password)?;
+    driver.wait_state("registered", WAIT)?;
+    terminate(app);
+    wait_for(WAIT, "the app to quit", || (!is_running(app)).then_some(()))?;
+    driver.finish();
+
+    // The app as an agent runs it: started with its window, registered from the keychain.
+    let mut child = desktop.spawn_app(&["--window"], &logs.join("bench-app.log"))?;
+    let pid = child.id();
+    wait_for(WAIT, "registration", registered(1))?;
+    wait_for(WAIT, "the window", || {
+        desktop.has_app_window().then_some(())
+    })?;
+    wait_for(WAIT, "the WebKit web process", || {
+        process_tree(pid)
+            .iter()
+            .any(|p| command_name(*p).starts_with("WebKitWeb"))
+            .then_some(())
+    })?;
+    let open = measure(pid);
+
+    desktop.close_app_window()?;
+    wait_for(WAIT, "the window to close", || {
+        (!desktop.has_app_window()).then_some(())
+    })?;
+    wait_for(WAIT, "the WebKit web process to end", || {
+        (!process_tree(pid)
+            .iter()
+            .any(|p| command_name(*p).starts_with("WebKitWeb")))
+        .then_some(())
+    })?;
+    let closed = measure(pid);
+
+    println!("VICIfast app memory while registered (debug build, median of {SAMPLES} samples):");
+    print("window open", &open);
+    print("closed to tray", &closed);
+
+    terminate(pid);
+    wait_for(WAIT, "the app to quit", || child.try_wait().ok().flatten())?;
+    Ok(())
+}

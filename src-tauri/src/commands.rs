@@ -24,8 +24,13 @@ pub fn ui_state<R: Runtime>(app: &AppHandle<R>) -> UiState {
     view.ui_state(interface)
 }
 
+/// Fails with `settings_file` when the settings file cannot be used: the window then shows that
+/// message instead of a first-run form that would invite overwriting the file.
 #[tauri::command]
 pub async fn get_state(app: AppHandle) -> Result<UiState, CommandError> {
+    if let Some(problem) = app.state::<Shared>().view().settings_problem.clone() {
+        return Err(CommandError::new("settings_file", problem));
+    }
     Ok(ui_state(&app))
 }
 

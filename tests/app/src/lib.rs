@@ -160,31 +160,36 @@ impl Desktop {
             ));
         }
 
-        let mut desktop = Desktop {
+        let keyring = Command::new("gnome-keyring-daemon")
+            .env_remove("WAYLAND_DISPLAY")
+            .envs(desktop_env(dir.path(), &display, &bus_address))
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut keyring = match keyring {
+            Ok(k) => k,
+            Err(e) => {
+                kill_child(&mut bus);
+                kill_child(&mut xvfb);
+                return Err(io("starting gnome-keyring-daemon (package gnome-keyring)")(
+                    e,
+                ));
+            }
+        };
+        if let Some(mut stdin) = keyring.stdin.take() {
+            // The throwaway keyring's own password (not an account password).
+            let _ = stdin.write_all(b"vicifast-e2e-keyring");
+        }
+        let desktop = Desktop {
             dir,
             display,
             bus_address,
             xvfb,
             bus,
-            // Replaced just below; a placeholder child keeps the struct simple.
-            keyring: Command::new("true")
-                .spawn()
-                .map_err(io("spawning `true`"))?,
+            keyring,
         };
-        let _ = desktop.keyring.wait();
-        let mut keyring = desktop
-            .command("gnome-keyring-daemon")
-            .args(["--foreground", "--unlock", "--components=secrets"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(io("starting gnome-keyring-daemon (package gnome-keyring)"))?;
-        if let Some(mut stdin) = keyring.stdin.take() {
-            // The throwaway keyring's own password (not an account password).
-            let _ = stdin.write_all(b"vicifast-e2e-keyring");
-        }
-        desktop.keyring = keyring;
         wait_for(WAIT, "the Secret Service on the private bus", || {
             let out = desktop
                 .command("dbus-send")
@@ -215,27 +220,7 @@ impl Desktop {
 
     /// The environment every process of the test runs with.
     pub fn env(&self) -> Vec<(String, String)> {
-        let p = |s: &str| self.dir.path().join(s).display().to_string();
-        vec![
-            ("HOME".into(), p("home")),
-            ("XDG_DATA_HOME".into(), p("data")),
-            ("XDG_CONFIG_HOME".into(), p("config")),
-            ("XDG_CACHE_HOME".into(), p("cache")),
-            ("XDG_RUNTIME_DIR".into(), p("run")),
-            ("DISPLAY".into(), self.display.clone()),
-            ("DBUS_SESSION_BUS_ADDRESS".into(), self.bus_address.clone()),
-            (
-                "VICIFAST_CONFIG".into(),
-                self.config_path().display().to_string(),
-            ),
-            ("NO_AT_BRIDGE".into(), "1".into()),
-            ("GDK_BACKEND".into(), "x11".into()),
-            ("TAURI_WEBVIEW_AUTOMATION".into(), "true".into()),
-            // Software rendering under Xvfb: without these the X window lags behind the page.
-            ("WEBKIT_DISABLE_COMPOSITING_MODE".into(), "1".into()),
-            ("WEBKIT_DISABLE_DMABUF_RENDERER".into(), "1".into()),
-            ("RUST_LOG".into(), "info".into()),
-        ]
+        desktop_env(self.dir.path(), &self.display, &self.bus_address)
     }
 
     /// A command in this desktop's environment.
@@ -356,6 +341,27 @@ d.flush()
             .spawn()
             .map_err(io(format!("starting {}", app_binary().display())))
     }
+}
+
+fn desktop_env(dir: &Path, display: &str, bus_address: &str) -> Vec<(String, String)> {
+    let p = |s: &str| dir.join(s).display().to_string();
+    vec![
+        ("HOME".into(), p("home")),
+        ("XDG_DATA_HOME".into(), p("data")),
+        ("XDG_CONFIG_HOME".into(), p("config")),
+        ("XDG_CACHE_HOME".into(), p("cache")),
+        ("XDG_RUNTIME_DIR".into(), p("run")),
+        ("DISPLAY".into(), display.to_owned()),
+        ("DBUS_SESSION_BUS_ADDRESS".into(), bus_address.to_owned()),
+        ("VICIFAST_CONFIG".into(), p("config/vicifast/settings.toml")),
+        ("NO_AT_BRIDGE".into(), "1".into()),
+        ("GDK_BACKEND".into(), "x11".into()),
+        ("TAURI_WEBVIEW_AUTOMATION".into(), "true".into()),
+        // Software rendering under Xvfb: without these the X window lags behind the page.
+        ("WEBKIT_DISABLE_COMPOSITING_MODE".into(), "1".into()),
+        ("WEBKIT_DISABLE_DMABUF_RENDERER".into(), "1".into()),
+        ("RUST_LOG".into(), "info".into()),
+    ]
 }
 
 impl Drop for Desktop {

@@ -88,16 +88,26 @@ pub struct Desktop {
     bus_address: String,
     xvfb: Child,
     bus: Child,
-    keyring: Child,
+    keyring: Option<Child>,
 }
 
 impl Desktop {
+    /// A desktop with an unlocked Secret Service.
     pub fn start() -> Result<Desktop, AppTestError> {
+        Self::start_with(true)
+    }
+
+    /// A desktop whose session bus has no Secret Service and cannot start one.
+    pub fn without_keychain() -> Result<Desktop, AppTestError> {
+        Self::start_with(false)
+    }
+
+    fn start_with(keychain: bool) -> Result<Desktop, AppTestError> {
         let dir = tempfile::Builder::new()
             .prefix("vicifast-app-e2e-")
             .tempdir()
             .map_err(io("creating a temp dir"))?;
-        for sub in ["home", "data", "config", "cache", "run"] {
+        for sub in ["home", "data", "config", "cache", "run", "empty"] {
             std::fs::create_dir_all(dir.path().join(sub)).map_err(io("creating home dirs"))?;
         }
         use std::os::unix::fs::PermissionsExt;
@@ -135,12 +145,14 @@ impl Desktop {
             return Err(e);
         }
 
-        let mut bus = match Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-        {
+        let mut bus = Command::new("dbus-daemon");
+        bus.args(["--session", "--nofork", "--print-address=1"])
+            .env("XDG_DATA_HOME", dir.path().join("data"));
+        if !keychain {
+            // No service files: nothing can be activated as org.freedesktop.secrets.
+            bus.env("XDG_DATA_DIRS", dir.path().join("empty"));
+        }
+        let mut bus = match bus.stdout(Stdio::piped()).stderr(Stdio::null()).spawn() {
             Ok(b) => b,
             Err(e) => {
                 kill_child(&mut xvfb);
@@ -160,28 +172,18 @@ impl Desktop {
             ));
         }
 
-        let keyring = Command::new("gnome-keyring-daemon")
-            .env_remove("WAYLAND_DISPLAY")
-            .envs(desktop_env(dir.path(), &display, &bus_address))
-            .args(["--foreground", "--unlock", "--components=secrets"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut keyring = match keyring {
-            Ok(k) => k,
-            Err(e) => {
-                kill_child(&mut bus);
-                kill_child(&mut xvfb);
-                return Err(io("starting gnome-keyring-daemon (package gnome-keyring)")(
-                    e,
-                ));
+        let keyring = if keychain {
+            match start_keyring(dir.path(), &display, &bus_address) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    kill_child(&mut bus);
+                    kill_child(&mut xvfb);
+                    return Err(e);
+                }
             }
+        } else {
+            None
         };
-        if let Some(mut stdin) = keyring.stdin.take() {
-            // The throwaway keyring's own password (not an account password).
-            let _ = stdin.write_all(b"vicifast-e2e-keyring");
-        }
         let desktop = Desktop {
             dir,
             display,
@@ -190,6 +192,9 @@ impl Desktop {
             bus,
             keyring,
         };
+        if !keychain {
+            return Ok(desktop);
+        }
         wait_for(WAIT, "the Secret Service on the private bus", || {
             let out = desktop
                 .command("dbus-send")
@@ -343,6 +348,23 @@ d.flush()
     }
 }
 
+fn start_keyring(dir: &Path, display: &str, bus_address: &str) -> Result<Child, AppTestError> {
+    let mut keyring = Command::new("gnome-keyring-daemon")
+        .env_remove("WAYLAND_DISPLAY")
+        .envs(desktop_env(dir, display, bus_address))
+        .args(["--foreground", "--unlock", "--components=secrets"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io("starting gnome-keyring-daemon (package gnome-keyring)"))?;
+    if let Some(mut stdin) = keyring.stdin.take() {
+        // The throwaway keyring's own password (not an account password).
+        let _ = stdin.write_all(b"vicifast-e2e-keyring");
+    }
+    Ok(keyring)
+}
+
 fn desktop_env(dir: &Path, display: &str, bus_address: &str) -> Vec<(String, String)> {
     let p = |s: &str| dir.join(s).display().to_string();
     vec![
@@ -366,7 +388,9 @@ fn desktop_env(dir: &Path, display: &str, bus_address: &str) -> Vec<(String, Str
 
 impl Drop for Desktop {
     fn drop(&mut self) {
-        kill_child(&mut self.keyring);
+        if let Some(k) = self.keyring.as_mut() {
+            kill_child(k);
+        }
         kill_child(&mut self.bus);
         kill_child(&mut self.xvfb);
     }

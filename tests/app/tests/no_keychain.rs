@@ -1,0 +1,39 @@
+//! Without a Secret Service, saved settings cannot be used: the window shows the `credentials`
+//! problem (the password could not be read) instead of failing silently.
+#![allow(clippy::unwrap_used)] // a test: a panic is the failure report
+
+use vicifast_app_e2e::{
+    app_binary, is_running, output_dir, terminate, wait_for, Desktop, WebDriver, WAIT,
+};
+
+#[test]
+fn missing_keychain_is_a_clear_problem() {
+    assert!(app_binary().exists(), "run `make app-build` first");
+    let logs = output_dir();
+    std::fs::create_dir_all(&logs).unwrap();
+    let desktop = Desktop::without_keychain().unwrap();
+    let path = desktop.config_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        "format = 1\nstart_at_login = false\n\n[[accounts]]\nname = \"default\"\n\
+         server = \"127.0.0.1\"\nextension = \"101\"\ntransport = \"udp\"\nexpires = 300\n",
+    )
+    .unwrap();
+
+    let driver = WebDriver::launch(&desktop, &[], &logs.join("app-no-keychain.log")).unwrap();
+    let app = driver.app_pid().unwrap();
+    driver.wait_state("failed", WAIT).unwrap();
+    driver
+        .wait_true(
+            WAIT,
+            "the credentials problem",
+            "const p = document.getElementById('problem'); \
+             return !p.hidden && p.dataset.code === 'credentials';",
+        )
+        .unwrap();
+    desktop.screenshot("08-no-keychain").unwrap();
+    terminate(app);
+    wait_for(WAIT, "the app to quit", || (!is_running(app)).then_some(())).unwrap();
+    driver.finish();
+}

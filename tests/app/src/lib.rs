@@ -219,6 +219,11 @@ impl Desktop {
         &self.display
     }
 
+    /// The throwaway HOME.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("config/vicifast/settings.toml")
     }

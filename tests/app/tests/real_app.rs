@@ -57,6 +57,7 @@ fn real_app_end_to_end() {
         )
         .unwrap();
     desktop.screenshot("01-first-run-settings").unwrap();
+    driver.click("#f-start_at_login").unwrap();
     save_settings_in_ui(&driver, &registrar, &ext, &password).unwrap();
     driver.wait_state("registered", WAIT).unwrap();
     desktop.screenshot("02-registered").unwrap();
@@ -72,6 +73,21 @@ fn real_app_end_to_end() {
         desktop.keychain_secret("default").as_deref(),
         Some(password.as_str()),
         "secret-tool does not find the password"
+    );
+
+    // "Start VICIfast when I log in" was applied on save (an XDG autostart entry, which the
+    // autostart plugin puts under $HOME/.config whatever XDG_CONFIG_HOME says).
+    let autostart = desktop.home().join(".config/autostart");
+    let entries: Vec<String> = std::fs::read_dir(&autostart)
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        entries.iter().any(|e| e.contains("vicifast")),
+        "no autostart entry in {}: {entries:?}",
+        autostart.display()
     );
 
     // No StatusNotifier host here: the tray falls back to an X window.

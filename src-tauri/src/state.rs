@@ -48,8 +48,8 @@ impl TrayLook {
 pub struct TrayView {
     pub look: TrayLook,
     pub tooltip: String,
-    /// Whether the engine is running (the menu then offers Unregister).
-    pub active: bool,
+    /// Whether the menu offers Register (stopped, or given up) rather than Unregister.
+    pub offer_register: bool,
 }
 
 /// Everything behind the window and the tray.
@@ -138,7 +138,7 @@ impl View {
         TrayView {
             look,
             tooltip,
-            active: self.active,
+            offer_register: !self.active || self.state == Some(RegistrationState::Failed),
         }
     }
 }
@@ -233,6 +233,17 @@ mod tests {
             TrayLook::Failed
         );
         assert_eq!(TrayLook::of(None), TrayLook::Offline);
+    }
+
+    #[test]
+    fn menu_offers_register_when_stopped_or_given_up() {
+        let mut view = View::default();
+        assert!(view.tray().offer_register);
+        view.active = true;
+        view.state = Some(RegistrationState::Registered);
+        assert!(!view.tray().offer_register);
+        view.state = Some(RegistrationState::Failed);
+        assert!(view.tray().offer_register);
     }
 
     #[test]

@@ -27,7 +27,13 @@ fn icon(look: TrayLook) -> Option<Image<'static>> {
 pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let view = app.state::<Shared>().view().tray();
     let open = MenuItem::with_id(app, "open", "Open window", true, None::<&str>)?;
-    let toggle = MenuItem::with_id(app, "toggle", toggle_text(view.active), true, None::<&str>)?;
+    let toggle = MenuItem::with_id(
+        app,
+        "toggle",
+        toggle_text(view.offer_register),
+        true,
+        None::<&str>,
+    )?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let menu = Menu::with_items(app, &[&open, &toggle, &quit])?;
     let mut builder = TrayIconBuilder::with_id(TRAY_ID)
@@ -58,11 +64,11 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     Ok(())
 }
 
-fn toggle_text(active: bool) -> &'static str {
-    if active {
-        "Unregister"
-    } else {
+fn toggle_text(offer_register: bool) -> &'static str {
+    if offer_register {
         "Register"
+    } else {
+        "Unregister"
     }
 }
 
@@ -76,7 +82,7 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
         let _ = tray.set_tooltip(Some(&view.tooltip));
     }
     if let Some(item) = app.try_state::<ToggleItem<R>>() {
-        let _ = item.0.set_text(toggle_text(view.active));
+        let _ = item.0.set_text(toggle_text(view.offer_register));
     }
 }
 
@@ -84,10 +90,11 @@ fn toggle_registration<R: Runtime>(app: &AppHandle<R>) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let engine = app.state::<Engine>();
-        let active = app.state::<Shared>().view().active;
-        if active {
+        let offer_register = app.state::<Shared>().view().tray().offer_register;
+        if !offer_register {
             engine.stop(&app).await;
         } else if let Err(e) = engine.register(&app).await {
+            // Not set up, or no password: the window says what to do.
             tracing::warn!("register from the tray: {e}");
             window::show(&app);
         }

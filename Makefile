@@ -28,12 +28,14 @@ help:
 deps-engine:
 	@scripts/ensure-packages.sh $(ENGINE_PACKAGES)
 
-lint:
+# Tauri's generate_context! needs the built UI (ui/dist) even to type-check the app.
+lint: $(if $(wildcard mk/app.mk),ui-build)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Unit and simulated-time tests; the end-to-end crates and the app have targets of their own.
 test-engine:
-	$(CARGO) test --workspace --exclude vicifast-e2e --no-fail-fast
+	$(CARGO) test --workspace --exclude vicifast-e2e --exclude vicifast-app --exclude vicifast-app-e2e --no-fail-fast
 
 # Every end-to-end test, the network-namespace ones (mobility_*) included: they need root and
 # skip with a message without it.

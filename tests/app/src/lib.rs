@@ -298,6 +298,22 @@ impl Desktop {
         self.app_window().is_some()
     }
 
+    /// Closes the app's window and waits until it is gone. A window still being set up may miss
+    /// the message, so it is sent again every 2 s until the deadline.
+    pub fn close_app_window_and_wait(&self) -> Result<(), AppTestError> {
+        let mut last_sent: Option<Instant> = None;
+        wait_for(WAIT, "the window to close", || {
+            if !self.has_app_window() {
+                return Some(());
+            }
+            if last_sent.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+                let _ = self.close_app_window();
+                last_sent = Some(Instant::now());
+            }
+            None
+        })
+    }
+
     /// Closes the app's window as a window manager's close button does: a WM_DELETE_WINDOW
     /// message (python3-xlib; Xvfb runs no window manager).
     pub fn close_app_window(&self) -> Result<(), AppTestError> {
@@ -326,6 +342,49 @@ d.flush()
                 "sending WM_DELETE_WINDOW failed".to_owned(),
             ))
         }
+    }
+
+    /// The tray icon the app shows now: the newest PNG the tray writes under
+    /// `$XDG_RUNTIME_DIR/tray-icon` for the indicator.
+    pub fn tray_icon(&self) -> Option<PathBuf> {
+        std::fs::read_dir(self.dir.path().join("run/tray-icon"))
+            .ok()?
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let modified = e.metadata().ok()?.modified().ok()?;
+                Some((modified, e.path()))
+            })
+            .max()
+            .map(|(_, p)| p)
+    }
+
+    /// Whether the tray shows the icon `look` (registered, working, failed, offline), comparing
+    /// pixels with icons/tray-<look>.png (ImageMagick `compare`).
+    pub fn tray_shows(&self, look: &str) -> bool {
+        let Some(current) = self.tray_icon() else {
+            return false;
+        };
+        let expected =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../icons/tray-{look}.png"));
+        self.command("compare")
+            .args(["-metric", "AE", "-fuzz", "5%"])
+            .arg(&expected)
+            .arg(&current)
+            .arg("null:")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stderr).trim() == "0")
+            .unwrap_or(false)
+    }
+
+    /// Waits until the tray shows `look`, then keeps a copy as test-output/app/<name>.png.
+    pub fn wait_tray(&self, look: &str, name: &str) -> Result<(), AppTestError> {
+        wait_for(WAIT, &format!("the `{look}` tray icon"), || {
+            self.tray_shows(look).then_some(())
+        })?;
+        if let Some(icon) = self.tray_icon() {
+            let _ = std::fs::copy(icon, output_dir().join(format!("{name}.png")));
+        }
+        Ok(())
     }
 
     /// `secret-tool lookup service vicifast username <account>`.

@@ -28,6 +28,7 @@ fn damaged_settings_file_is_shown_and_left_alone() {
         )
         .unwrap();
     desktop.screenshot("07-damaged-settings-file").unwrap();
+    desktop.wait_tray("failed", "tray-07-failed").unwrap();
     terminate(app);
     wait_for(WAIT, "the app to quit", || (!is_running(app)).then_some(())).unwrap();
     driver.finish();

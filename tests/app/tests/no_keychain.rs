@@ -33,6 +33,7 @@ fn missing_keychain_is_a_clear_problem() {
         )
         .unwrap();
     desktop.screenshot("08-no-keychain").unwrap();
+    desktop.wait_tray("failed", "tray-08-failed").unwrap();
     terminate(app);
     wait_for(WAIT, "the app to quit", || (!is_running(app)).then_some(())).unwrap();
     driver.finish();

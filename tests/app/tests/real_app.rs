@@ -61,6 +61,9 @@ fn real_app_end_to_end() {
     save_settings_in_ui(&driver, &registrar, &ext, &password).unwrap();
     driver.wait_state("registered", WAIT).unwrap();
     desktop.screenshot("02-registered").unwrap();
+    desktop
+        .wait_tray("registered", "tray-02-registered")
+        .unwrap();
     assert_eq!(bindings(&registrar, &ext), 1, "Kamailio holds the binding");
 
     let config = std::fs::read_to_string(desktop.config_path()).unwrap();
@@ -108,6 +111,9 @@ fn real_app_end_to_end() {
     wait_bindings(&registrar, &ext, 1, "registration from the keychain");
     assert!(!desktop.has_app_window(), "a window opened at start");
     desktop.screenshot("03-restarted-tray-only").unwrap();
+    desktop
+        .wait_tray("registered", "tray-03-registered")
+        .unwrap();
     let tray_only = process_tree(first.id());
 
     // A second launch hands over to the first instance, which opens its window.
@@ -127,11 +133,7 @@ fn real_app_end_to_end() {
     desktop.screenshot("04-second-launch-opens-window").unwrap();
 
     // Closing the window destroys it (and its WebKit processes); the app stays registered.
-    desktop.close_app_window().unwrap();
-    wait_for(WAIT, "the window to close", || {
-        (!desktop.has_app_window()).then_some(())
-    })
-    .unwrap();
+    desktop.close_app_window_and_wait().unwrap();
     wait_for(WAIT, "the WebKit processes to end", || {
         let tree = process_tree(first.id());
         (!tree
@@ -182,6 +184,7 @@ fn real_app_end_to_end() {
         )
         .unwrap();
     desktop.screenshot("06-wrong-password").unwrap();
+    desktop.wait_tray("failed", "tray-06-failed").unwrap();
     assert_eq!(
         desktop.keychain_secret("default").as_deref(),
         Some("not-the-password")

@@ -88,10 +88,7 @@ fn run() -> Result<(), AppTestError> {
     })?;
     let open = measure(pid);
 
-    desktop.close_app_window()?;
-    wait_for(WAIT, "the window to close", || {
-        (!desktop.has_app_window()).then_some(())
-    })?;
+    desktop.close_app_window_and_wait()?;
     wait_for(WAIT, "the WebKit web process to end", || {
         (!process_tree(pid)
             .iter()

@@ -27,8 +27,8 @@ fn damaged_settings_file_is_shown_and_left_alone() {
              return !e.hidden && e.textContent.includes('settings file');",
         )
         .unwrap();
-    desktop.screenshot("07-damaged-settings-file").unwrap();
-    desktop.wait_tray("failed", "tray-07-failed").unwrap();
+    desktop.screenshot("08-damaged-settings-file").unwrap();
+    desktop.wait_tray("failed", "tray-08-failed").unwrap();
     terminate(app);
     wait_for(WAIT, "the app to quit", || (!is_running(app)).then_some(())).unwrap();
     driver.finish();

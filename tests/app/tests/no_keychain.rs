@@ -32,8 +32,8 @@ fn missing_keychain_is_a_clear_problem() {
              return !p.hidden && p.dataset.code === 'credentials';",
         )
         .unwrap();
-    desktop.screenshot("08-no-keychain").unwrap();
-    desktop.wait_tray("failed", "tray-08-failed").unwrap();
+    desktop.screenshot("09-no-keychain").unwrap();
+    desktop.wait_tray("failed", "tray-09-failed").unwrap();
     terminate(app);
     wait_for(WAIT, "the app to quit", || (!is_running(app)).then_some(())).unwrap();
     driver.finish();

@@ -6,9 +6,10 @@
 //! 2. a restart registers from the keychain at once without opening a window; a second launch
 //!    opens the first instance's window (showing `registered` from `get_state`); closing the
 //!    window keeps the app registered in the tray and ends the WebKit processes;
-//! 3. a wrong password saved in the window shows the wrong-password panel.
+//! 3. Unregister and Register in the window remove and add the binding; a wrong password saved
+//!    in the window shows the wrong-password panel.
 //!
-//! Screenshots of each state land in test-output/app/ (01 first-run settings … 06 wrong password).
+//! Screenshots of each state land in test-output/app/ (01 first-run settings … 07 wrong password).
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 use vicifast_app_e2e::{
@@ -164,6 +165,17 @@ fn real_app_end_to_end() {
     let driver = WebDriver::launch(&desktop, &["--window"], &logs.join("app-3-wrong.log")).unwrap();
     let app = driver.app_pid().unwrap();
     driver.wait_state("registered", WAIT).unwrap();
+
+    // Unregister and Register from the window.
+    driver.click("#btn-unregister").unwrap();
+    driver.wait_state("unregistered", WAIT).unwrap();
+    wait_bindings(&registrar, &ext, 0, "Unregister to remove the binding");
+    desktop.screenshot("06-unregistered").unwrap();
+    desktop.wait_tray("offline", "tray-06-offline").unwrap();
+    driver.click("#btn-register").unwrap();
+    driver.wait_state("registered", WAIT).unwrap();
+    wait_bindings(&registrar, &ext, 1, "Register to add the binding");
+
     driver.click("#btn-settings").unwrap();
     driver
         .wait_true(
@@ -183,8 +195,8 @@ fn real_app_end_to_end() {
              return !p.hidden && p.dataset.code === 'wrong_password';",
         )
         .unwrap();
-    desktop.screenshot("06-wrong-password").unwrap();
-    desktop.wait_tray("failed", "tray-06-failed").unwrap();
+    desktop.screenshot("07-wrong-password").unwrap();
+    desktop.wait_tray("failed", "tray-07-failed").unwrap();
     assert_eq!(
         desktop.keychain_secret("default").as_deref(),
         Some("not-the-password")

@@ -56,6 +56,8 @@ pub struct Cli {
     /// Raw stdout lines, including any that are not JSON.
     lines: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Stderr>,
+    /// The thread copying stderr into `stderr`; joined once the process has exited.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A finished one-shot command (`bindings`, `unregister`, bad flags).
@@ -139,9 +141,10 @@ impl Cli {
             });
         }
         let stderr = Arc::new(Stderr::default());
+        let mut stderr_reader = None;
         if let Some(mut err) = child.stderr.take() {
             let stderr = Arc::clone(&stderr);
-            std::thread::spawn(move || {
+            stderr_reader = Some(std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = err.read(&mut buf) {
                     if n == 0 {
@@ -151,7 +154,7 @@ impl Cli {
                     text.push_str(&String::from_utf8_lossy(&buf[..n]));
                     stderr.grew.notify_all();
                 }
-            });
+            }));
         }
         Ok(Cli {
             child,
@@ -161,6 +164,7 @@ impl Cli {
             cursor: 0,
             lines,
             stderr,
+            stderr_reader,
         })
     }
 
@@ -174,6 +178,11 @@ impl Cli {
         let status = cli.wait_exit(timeout)?;
         // stdout is closed once the process exits; the reader thread may still be draining it.
         cli.drain_stdout(timeout);
+        // Likewise stderr: its pipe is at EOF now that the process is gone (it starts no
+        // children that could hold it open), so the reader ends; join it to read it all.
+        if let Some(reader) = cli.stderr_reader.take() {
+            let _ = reader.join();
+        }
         Ok(Finished {
             status,
             stdout: cli.stdout_lines(),

@@ -3,6 +3,7 @@
 #   make run        build the UI and the app (debug), then launch it
 #   make app-test   UI checks and tests, the app's unit tests, then the real app end to end
 #   make bench-app  memory (PSS) of the whole app while registered: window open vs tray only
+#                   (BENCH_APP_RELEASE=1 measures a release build instead of the debug one)
 #   make package    .deb and AppImage (release build; not part of `make test`)
 
 APP_PACKAGES := libwebkit2gtk-4.1-dev build-essential pkg-config file \
@@ -41,7 +42,12 @@ package: ui-build
 	cd src-tauri && npx --yes @tauri-apps/cli@^2 build --bundles deb,appimage
 
 bench-app: app-deps deps-engine app-build
+ifeq ($(BENCH_APP_RELEASE),1)
+	$(CARGO) build --release -p vicifast-app
+	VICIFAST_APP=$(TARGET_DIR)/release/vicifast $(CARGO) run -q -p vicifast-app-e2e --bin bench_app
+else
 	$(CARGO) run -q -p vicifast-app-e2e --bin bench_app
+endif
 
 # Redraw the tray and app icons (Python standard library only).
 icons:

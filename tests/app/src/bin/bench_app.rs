@@ -2,6 +2,8 @@
 //! the tray. PSS (proportional set size, /proc/<pid>/smaps_rollup) of the app process and its
 //! WebKit children, so shared libraries are counted once across the tree.
 //!
+//! `VICIFAST_APP=<path>` measures another build (e.g. target/release/vicifast).
+//!
 //! Runs the real app on a private X display, session bus and Secret Service against a local
 //! Kamailio, like the end-to-end test; settings are entered once through the real window.
 
@@ -97,9 +99,16 @@ fn run() -> Result<(), AppTestError> {
     })?;
     let closed = measure(pid);
 
-    println!("VICIfast app memory while registered (debug build, median of {SAMPLES} samples):");
+    println!(
+        "VICIfast app memory while registered ({}, median of {SAMPLES} samples):",
+        vicifast_app_e2e::app_binary().display()
+    );
     print("window open", &open);
     print("closed to tray", &closed);
+    println!(
+        "(PSS splits shared pages among the processes mapping them: when the web process ends, \
+         the app's share of WebKit's libraries grows, so compare the totals.)"
+    );
 
     terminate(pid);
     wait_for(WAIT, "the app to quit", || child.try_wait().ok().flatten())?;

@@ -16,26 +16,14 @@ fn route_switch(test: &str, remove_old_address: bool, max_contacts: u32) -> Resu
     let Some(mut s) = Scenario::start(test, opts)? else {
         return Ok(());
     };
-    let old = addr(&s, Link::Wifi)?;
-    let before = s.wait_registered_from(&old, REGISTER_LIMIT)?;
-    s.wait_only_binding(&before, &old, &[], SETTLE_LIMIT)?;
+    let old = s.registered_on(Link::Wifi)?;
 
     s.topo
         .switch_default_route(Link::Wired, remove_old_address)?;
-    let new = addr(&s, Link::Wired)?;
+    let new = s.client_ip(Link::Wired)?;
     s.wait_registered_from(&new, REGISTER_LIMIT)?;
     s.wait_settled(&new, &[&old], SETTLE_LIMIT)?;
     Ok(())
-}
-
-fn addr(s: &Scenario, link: Link) -> Result<String, NetnsError> {
-    s.topo
-        .client_addr(link)
-        .map(|a| a.to_string())
-        .ok_or(NetnsError::Unexpected {
-            expected: format!("an address on {link:?}"),
-            seen: "none".into(),
-        })
 }
 
 #[test]

@@ -14,10 +14,13 @@ export VICIFAST_APP := $(TARGET_DIR)/debug/vicifast
 
 .PHONY: app-deps ui-build app-build app-test app-e2e run package bench-app icons
 
+# src-tauri embeds ui/dist at compile time, so any workspace build (make lint, test-engine)
+# needs it: build it here once if it is missing.
 app-deps:
 	@scripts/ensure-packages.sh $(APP_PACKAGES)
 	@# npm install, not npm ci: see ui/README.md.
 	@[ -d ui/node_modules ] || (cd ui && npm install --no-audit --no-fund)
+	@[ -f ui/dist/index.html ] || (cd ui && npm run build)
 
 ui-build: app-deps
 	cd ui && npm run build
@@ -31,8 +34,10 @@ app-test: app-deps deps-engine app-build
 	$(CARGO) test -p vicifast-app
 	$(MAKE) --no-print-directory app-e2e
 
+# The real-app tests run only when asked (VICIFAST_APP_E2E=1), so `cargo test --workspace`
+# does not start desktops and registrars a second time.
 app-e2e:
-	$(CARGO) test -p vicifast-app-e2e --no-fail-fast -- --nocapture
+	VICIFAST_APP_E2E=1 $(CARGO) test -p vicifast-app-e2e --no-fail-fast -- --nocapture
 
 run: app-build
 	$(VICIFAST_APP)

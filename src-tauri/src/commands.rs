@@ -65,10 +65,10 @@ pub async fn save_settings(
     let new_password = password.is_some();
     match password {
         Some(p) => secrets
-            .0
-            .set(ACCOUNT, &p)
+            .run(move |keychain| keychain.set(ACCOUNT, &p))
+            .await?
             .map_err(|e| CommandError::new("credentials", keychain_message(&e)))?,
-        None => match secrets.0.get(ACCOUNT) {
+        None => match secrets.run(|keychain| keychain.get(ACCOUNT)).await? {
             Ok(Some(_)) => {}
             Ok(None) => {
                 return Err(CommandError::invalid(

@@ -30,6 +30,24 @@ struct Running {
 /// The OS keychain (or a stand-in in tests), managed by Tauri.
 pub struct Secrets(pub Arc<dyn Keychain>);
 
+impl Secrets {
+    /// Runs a keychain call on the blocking pool: it may wait on D-Bus (or an unlock prompt).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn Keychain) -> T + Send + 'static,
+    ) -> Result<T, CommandError> {
+        let keychain = Arc::clone(&self.0);
+        tauri::async_runtime::spawn_blocking(move || call(keychain.as_ref()))
+            .await
+            .map_err(|e| {
+                CommandError::new(
+                    "credentials",
+                    format!("The keychain call did not finish ({e})."),
+                )
+            })
+    }
+}
+
 /// Words for a keychain failure (the accounts crate words them for the user).
 pub fn keychain_message(error: &KeychainError) -> String {
     format!("{error}.")
@@ -64,7 +82,7 @@ impl Engine {
         let config = account
             .to_config()
             .map_err(|e| CommandError::invalid(e.field, e.message))?;
-        let password = match read_password(app) {
+        let password = match read_password(app).await {
             Ok(p) => p,
             Err(e) => {
                 credentials_problem(app, &form, &e.message);
@@ -139,9 +157,12 @@ impl Running {
     }
 }
 
-fn read_password<R: Runtime>(app: &AppHandle<R>) -> Result<Password, CommandError> {
-    let keychain = app.state::<Secrets>();
-    match keychain.0.get(ACCOUNT) {
+async fn read_password<R: Runtime>(app: &AppHandle<R>) -> Result<Password, CommandError> {
+    let found = app
+        .state::<Secrets>()
+        .run(|keychain| keychain.get(ACCOUNT))
+        .await?;
+    match found {
         Ok(Some(p)) => {
             app.state::<Shared>().view().has_password = true;
             Ok(p)

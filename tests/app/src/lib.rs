@@ -60,6 +60,17 @@ pub fn wait_for<T>(
     }
 }
 
+/// Whether the real-app tests should run: only under `make app-e2e` (`VICIFAST_APP_E2E=1`),
+/// so a plain `cargo test --workspace` does not start desktops, registrars and the app.
+/// Prints why when they do not.
+pub fn enabled(test: &str) -> bool {
+    let on = std::env::var("VICIFAST_APP_E2E").is_ok_and(|v| v == "1");
+    if !on {
+        eprintln!("skipped {test}: the real-app tests run with VICIFAST_APP_E2E=1 (make app-e2e)");
+    }
+    on
+}
+
 /// The app binary: `$VICIFAST_APP`, else the debug build next to this test's target dir.
 pub fn app_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("VICIFAST_APP") {

@@ -34,6 +34,9 @@ fn wait_bindings(registrar: &Registrar, ext: &str, n: usize, what: &str) {
 
 #[test]
 fn real_app_end_to_end() {
+    if !vicifast_app_e2e::enabled("real_app_end_to_end") {
+        return;
+    }
     assert!(
         app_binary().exists(),
         "{} is missing: run `make app-build` first",

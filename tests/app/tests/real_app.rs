@@ -107,6 +107,8 @@ fn real_app_end_to_end() {
     quit(app);
     wait_bindings(&registrar, &ext, 0, "Quit to remove the binding");
     driver.finish();
+    let log = std::fs::read_to_string(logs.join("app-1-first-run.log")).unwrap();
+    assert!(!log.contains(&password), "the password is in the app's log");
 
     // ---- 2. Restart: registers from the keychain, no window; tray only ----
     let mut first = desktop

@@ -1,7 +1,10 @@
 //! A real Kamailio registrar for one test: its own temp dir, ports, TLS certificate, log and
 //! control socket; stopped on drop.
 
-use crate::tools::{find_program, run_with_deadline, RunError};
+use crate::tools::{
+    find_program, make_test_certificates, run_with_deadline, TEST_CA_FILE, TEST_SERVER_CERT,
+    TEST_SERVER_KEY,
+};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
@@ -232,7 +235,7 @@ impl Registrar {
     /// The CA certificate (PEM) that signed the registrar's TLS certificate: give it to the client
     /// as `--ca-file`.
     pub fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
+        self.dir.path().join(TEST_CA_FILE)
     }
 
     pub fn dir(&self) -> &Path {
@@ -636,84 +639,8 @@ fn pick_port(ipv6: bool, udp_too: bool) -> Result<u16, HarnessError> {
 
 /// A throwaway CA and a server certificate it signed, valid for 127.0.0.1, ::1 and localhost.
 fn make_certificates(dir: &Path) -> Result<(), HarnessError> {
-    let openssl = require("openssl");
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n\
-         basicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\n\
-         extendedKeyUsage=serverAuth\n",
-    )
-    .map_err(io("writing server.ext"))?;
-    let steps: [&[&str]; 3] = [
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=VICIfast test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "cert.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
-    ];
-    for args in steps {
-        let output = run_with_deadline(
-            Command::new(&openssl).args(args).current_dir(dir),
-            RPC_DEADLINE,
-        )
-        .map_err(|e: RunError| HarnessError::Certificate(e.to_string()))?;
-        if !output.status.success() {
-            return Err(HarnessError::Certificate(format!(
-                "openssl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&output.stderr)
-            )));
-        }
-    }
-    Ok(())
+    make_test_certificates(dir, "IP:127.0.0.1,IP:::1,DNS:localhost")
+        .map_err(HarnessError::Certificate)
 }
 
 fn write_tls_config(dir: &Path) -> Result<(), HarnessError> {
@@ -723,8 +650,8 @@ fn write_tls_config(dir: &Path) -> Result<(), HarnessError> {
          method = TLSv1.2+\n\
          verify_certificate = no\n\
          require_certificate = no\n\
-         private_key = {d}/key.pem\n\
-         certificate = {d}/cert.pem\n\
+         private_key = {d}/{TEST_SERVER_KEY}\n\
+         certificate = {d}/{TEST_SERVER_CERT}\n\
          \n\
          [client:default]\n\
          method = TLSv1.2+\n\

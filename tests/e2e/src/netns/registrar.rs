@@ -5,6 +5,7 @@
 use super::bindings::{parse_register_line, parse_ul_dump, Binding, RegisterEvent};
 use super::client::terminate;
 use super::{io_err, run, wait_until, NetnsError, Result, Topology, REGISTRAR_ADDR};
+use crate::tools::{make_test_certificates, TEST_CA_FILE, TEST_SERVER_CERT, TEST_SERVER_KEY};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -92,7 +93,7 @@ impl NsRegistrar {
                 dir.join("tls.cfg"),
                 format!(
                     "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
-                     private_key = {0}/server.key\ncertificate = {0}/server.pem\n",
+                     private_key = {0}/{TEST_SERVER_KEY}\ncertificate = {0}/{TEST_SERVER_CERT}\n",
                     dir.display()
                 ),
             )
@@ -253,74 +254,13 @@ impl Drop for NsRegistrar {
     }
 }
 
-/// A throwaway CA and a server certificate for 198.18.0.1; returns the CA file for the client.
+/// A throwaway CA and a server certificate for the registrar's address; returns the CA file.
 fn make_certs(dir: &Path) -> Result<PathBuf> {
-    let d = |f: &str| dir.join(f).display().to_string();
-    run(
-        "openssl",
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=VICIfast test CA",
-            "-keyout",
-            &d("ca.key"),
-            "-out",
-            &d("ca.pem"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ],
-    )?;
-    run(
-        "openssl",
-        [
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            &format!("/CN={REGISTRAR_ADDR}"),
-            "-keyout",
-            &d("server.key"),
-            "-out",
-            &d("server.csr"),
-        ],
-    )?;
-    std::fs::write(
-        dir.join("ext.cnf"),
-        format!("subjectAltName=IP:{REGISTRAR_ADDR}\nextendedKeyUsage=serverAuth\n"),
-    )
-    .map_err(io_err("writing ext.cnf"))?;
-    run(
-        "openssl",
-        [
-            "x509",
-            "-req",
-            "-in",
-            &d("server.csr"),
-            "-CA",
-            &d("ca.pem"),
-            "-CAkey",
-            &d("ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &d("ext.cnf"),
-            "-out",
-            &d("server.pem"),
-        ],
-    )?;
-    Ok(dir.join("ca.pem"))
+    make_test_certificates(dir, &format!("IP:{REGISTRAR_ADDR}")).map_err(|detail| {
+        NetnsError::Unexpected {
+            expected: "a test certificate".into(),
+            seen: detail,
+        }
+    })?;
+    Ok(dir.join(TEST_CA_FILE))
 }

@@ -7,7 +7,7 @@ use crate::state::{Shared, UiState};
 use crate::{network, tray};
 use tauri::{AppHandle, Manager, Runtime, State};
 use tauri_plugin_autostart::ManagerExt;
-use vicifast_accounts::ConfigStore;
+use vicifast_accounts::{ConfigStore, Keychain, Settings};
 use vicifast_engine::Password;
 
 /// Where settings are saved; `Err` when no location could be found (no home directory).
@@ -54,41 +54,15 @@ pub async fn save_settings(
         }
         view.settings.clone().unwrap_or_default()
     };
-    let updated = settings::apply(&current, &settings);
-    if let Some(account) = settings::account(&updated) {
-        account
-            .to_config()
-            .map_err(|e| CommandError::invalid(e.field, e.message))?;
-    }
-
-    let password = password.filter(|p| !p.is_empty()).map(Password::new);
-    let new_password = password.is_some();
-    match password {
-        Some(p) => secrets
-            .run(move |keychain| keychain.set(ACCOUNT, &p))
-            .await?
-            .map_err(|e| CommandError::new("credentials", keychain_message(&e)))?,
-        None => match secrets.run(|keychain| keychain.get(ACCOUNT)).await? {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(CommandError::invalid(
-                    "password",
-                    "Enter the password for this extension.",
-                ))
-            }
-            Err(e) => return Err(CommandError::new("credentials", keychain_message(&e))),
-        },
-    }
-
-    let store = store.0.as_ref().map_err(|e| {
+    let store = store.0.clone().map_err(|e| {
         CommandError::new("settings_file", format!("Settings cannot be saved: {e}"))
     })?;
-    store.save(&updated).map_err(|e| {
-        CommandError::new(
-            "settings_file",
-            format!("The settings could not be saved: {e}"),
-        )
-    })?;
+    let password = password.filter(|p| !p.is_empty()).map(Password::new);
+    let new_password = password.is_some();
+    let form = settings.clone();
+    let updated = secrets
+        .run(move |keychain| persist(&current, &form, password, keychain, &store))
+        .await??;
     {
         let view = app.state::<Shared>();
         let mut view = view.view();
@@ -103,6 +77,46 @@ pub async fn save_settings(
         tracing::warn!("registration not started after saving: {e}");
     }
     Ok(ui_state(&app))
+}
+
+/// Checks the form, stores a new password in the keychain (or checks one is there), then writes
+/// the settings file. Nothing is written when the form is invalid; the password never goes to
+/// the file. Blocking (keychain, disk).
+fn persist(
+    current: &Settings,
+    form: &UiSettings,
+    password: Option<Password>,
+    keychain: &dyn Keychain,
+    store: &ConfigStore,
+) -> Result<Settings, CommandError> {
+    let updated = settings::apply(current, form);
+    if let Some(account) = settings::account(&updated) {
+        account
+            .to_config()
+            .map_err(|e| CommandError::invalid(e.field, e.message))?;
+    }
+    match password {
+        Some(p) => keychain
+            .set(ACCOUNT, &p)
+            .map_err(|e| CommandError::new("credentials", keychain_message(&e)))?,
+        None => match keychain.get(ACCOUNT) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(CommandError::invalid(
+                    "password",
+                    "Enter the password for this extension.",
+                ))
+            }
+            Err(e) => return Err(CommandError::new("credentials", keychain_message(&e))),
+        },
+    }
+    store.save(&updated).map_err(|e| {
+        CommandError::new(
+            "settings_file",
+            format!("The settings could not be saved: {e}"),
+        )
+    })?;
+    Ok(updated)
 }
 
 fn apply_start_at_login<R: Runtime>(app: &AppHandle<R>, enabled: bool) {
@@ -135,4 +149,148 @@ pub async fn unregister(app: AppHandle, engine: State<'_, Engine>) -> Result<(),
 pub async fn clear_trace(app: AppHandle) -> Result<(), CommandError> {
     app.state::<Shared>().view().trace.clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use vicifast_accounts::KeychainError;
+    use vicifast_engine::Transport;
+
+    /// An in-memory keychain; `locked` makes every call fail like a locked keyring.
+    #[derive(Default)]
+    struct FakeKeychain {
+        entries: Mutex<HashMap<String, String>>,
+        locked: bool,
+    }
+
+    impl Keychain for FakeKeychain {
+        fn get(&self, account: &str) -> Result<Option<Password>, KeychainError> {
+            if self.locked {
+                return Err(KeychainError::Locked("test".to_owned()));
+            }
+            let entries = self
+                .entries
+                .lock()
+                .map_err(|_| KeychainError::Other("poisoned".into()))?;
+            Ok(entries.get(account).map(|p| Password::new(p.clone())))
+        }
+        fn set(&self, account: &str, password: &Password) -> Result<(), KeychainError> {
+            if self.locked {
+                return Err(KeychainError::Locked("test".to_owned()));
+            }
+            let mut entries = self
+                .entries
+                .lock()
+                .map_err(|_| KeychainError::Other("poisoned".into()))?;
+            entries.insert(account.to_owned(), password.expose().to_owned());
+            Ok(())
+        }
+        fn delete(&self, account: &str) -> Result<(), KeychainError> {
+            let mut entries = self
+                .entries
+                .lock()
+                .map_err(|_| KeychainError::Other("poisoned".into()))?;
+            entries.remove(account);
+            Ok(())
+        }
+    }
+
+    fn form(server: &str) -> UiSettings {
+        UiSettings {
+            server: server.to_owned(),
+            extension: "101".to_owned(),
+            auth_user: None,
+            domain: None,
+            transport: Transport::Udp,
+            port: None,
+            outbound_proxy: None,
+            expires: 300,
+            start_at_login: false,
+        }
+    }
+
+    fn temp_store() -> (tempfile::TempDir, ConfigStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ConfigStore::new(dir.path().join("config.toml"));
+        (dir, store)
+    }
+
+    #[test]
+    fn saves_settings_and_keeps_the_password_out_of_the_file() {
+        let (_dir, store) = temp_store();
+        let keychain = FakeKeychain::default();
+        let saved = persist(
+            &Settings::default(),
+            &form("pbx.example.com"),
+            Some(Password::new("s3cret-pw")),
+            &keychain,
+            &store,
+        );
+        assert!(saved.is_ok(), "{saved:?}");
+        let file = std::fs::read_to_string(store.path()).unwrap_or_default();
+        assert!(file.contains("pbx.example.com"), "{file}");
+        assert!(!file.contains("s3cret-pw"), "{file}");
+        let stored = keychain
+            .get(ACCOUNT)
+            .ok()
+            .flatten()
+            .map(|p| p.expose().to_owned());
+        assert_eq!(stored.as_deref(), Some("s3cret-pw"));
+    }
+
+    #[test]
+    fn no_password_anywhere_is_a_password_field_error() {
+        let (_dir, store) = temp_store();
+        let err = persist(
+            &Settings::default(),
+            &form("pbx.example.com"),
+            None,
+            &FakeKeychain::default(),
+            &store,
+        )
+        .err();
+        assert_eq!(err.as_ref().map(|e| e.code), Some("invalid"));
+        assert_eq!(err.and_then(|e| e.field).as_deref(), Some("password"));
+        assert!(!store.path().exists(), "nothing is written");
+    }
+
+    #[test]
+    fn invalid_settings_name_the_field_and_write_nothing() {
+        let (_dir, store) = temp_store();
+        let keychain = FakeKeychain::default();
+        let err = persist(
+            &Settings::default(),
+            &form(""),
+            Some(Password::new("pw")),
+            &keychain,
+            &store,
+        )
+        .err();
+        assert_eq!(err.and_then(|e| e.field).as_deref(), Some("server"));
+        assert!(!store.path().exists());
+        assert!(keychain.get(ACCOUNT).ok().flatten().is_none());
+    }
+
+    #[test]
+    fn a_locked_keychain_is_a_credentials_error() {
+        let (_dir, store) = temp_store();
+        let keychain = FakeKeychain {
+            locked: true,
+            ..FakeKeychain::default()
+        };
+        let err = persist(
+            &Settings::default(),
+            &form("pbx.example.com"),
+            Some(Password::new("pw")),
+            &keychain,
+            &store,
+        )
+        .err();
+        assert_eq!(err.as_ref().map(|e| e.code), Some("credentials"));
+        assert!(err.is_some_and(|e| e.message.contains("locked")));
+        assert!(!store.path().exists());
+    }
 }

@@ -738,6 +738,21 @@ pub fn save_settings_in_ui(
     ext: &str,
     password: &str,
 ) -> Result<(), AppTestError> {
+    save_settings_over(driver, registrar, "udp", ext, password)
+}
+
+/// Like [`save_settings_in_ui`], over `transport` ("udp" or "tcp").
+pub fn save_settings_over(
+    driver: &WebDriver,
+    registrar: &Registrar,
+    transport: &str,
+    ext: &str,
+    password: &str,
+) -> Result<(), AppTestError> {
+    let port = match transport {
+        "tcp" => registrar.tcp_port(),
+        _ => registrar.udp_port(),
+    };
     driver.wait_true(
         WAIT,
         "the settings form",
@@ -746,6 +761,9 @@ pub fn save_settings_in_ui(
     driver.type_into("#f-server", "127.0.0.1")?;
     driver.type_into("#f-extension", ext)?;
     driver.type_into("#f-password", password)?;
-    driver.type_into("#f-port", &registrar.udp_port().to_string())?;
+    driver.exec(&format!(
+        "document.getElementById('f-transport').value = '{transport}'; return true;"
+    ))?;
+    driver.type_into("#f-port", &port.to_string())?;
     driver.click("#btn-save")
 }

@@ -1,0 +1,75 @@
+//! Losing the registration and getting it back each raise one desktop notification: over TCP, a
+//! registrar restart breaks the connection and drops every binding; the app says the
+//! registration was lost, retries (amber tray icon), registers again on "Register now", and says
+//! so. The notifications are seen on the
+//! private session bus (dbus-monitor), where the app sends them to the notification service.
+#![allow(clippy::unwrap_used)] // a test: a panic is the failure report
+
+use std::process::Stdio;
+use vicifast_app_e2e::{
+    app_binary, is_running, output_dir, save_settings_over, terminate, wait_for, Desktop,
+    Registrar, RegistrarOptions, WebDriver, WAIT,
+};
+
+#[test]
+fn lost_and_restored_registration_notify() {
+    if !vicifast_app_e2e::enabled("lost_and_restored_registration_notify") {
+        return;
+    }
+    assert!(app_binary().exists(), "run `make app-build` first");
+    let logs = output_dir();
+    std::fs::create_dir_all(&logs).unwrap();
+    let desktop = Desktop::start().unwrap();
+    let mut registrar = Registrar::start(RegistrarOptions::default()).unwrap();
+    let ext = vicifast_e2e::random_extension();
+    let password = registrar.add_user(&ext).unwrap();
+
+    let monitor_log = logs.join("notifications-dbus-monitor.log");
+    let mut monitor = desktop
+        .command("dbus-monitor")
+        .args(["--session", "interface='org.freedesktop.Notifications'"])
+        .stdout(std::fs::File::create(&monitor_log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = |text: &str| {
+        std::fs::read_to_string(&monitor_log)
+            .unwrap_or_default()
+            .contains(text)
+    };
+
+    let driver = WebDriver::launch(&desktop, &[], &logs.join("app-notifications.log")).unwrap();
+    let app = driver.app_pid().unwrap();
+    save_settings_over(&driver, &registrar, "tcp", &ext, &password).unwrap();
+    driver.wait_state("registered", WAIT).unwrap();
+    assert!(
+        !seen("Phone registration lost"),
+        "a notification before any loss"
+    );
+
+    registrar.restart().unwrap();
+    wait_for(WAIT, "the `registration lost` notification", || {
+        seen("Phone registration lost").then_some(())
+    })
+    .unwrap();
+    // The engine backs off (30 s at first) after the refused reconnect; the agent presses
+    // "Register now" instead of waiting.
+    driver.wait_state("retrying", WAIT).unwrap();
+    desktop
+        .screenshot("10-retrying-after-registrar-restart")
+        .unwrap();
+    desktop.wait_tray("working", "tray-10-working").unwrap();
+    driver.click("#btn-register").unwrap();
+    wait_for(WAIT, "the `registered again` notification", || {
+        seen("Phone registered again").then_some(())
+    })
+    .unwrap();
+    driver.wait_state("registered", WAIT).unwrap();
+    desktop.screenshot("11-registered-again").unwrap();
+
+    terminate(app);
+    wait_for(WAIT, "the app to quit", || (!is_running(app)).then_some(())).unwrap();
+    driver.finish();
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+}

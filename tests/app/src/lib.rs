@@ -514,12 +514,21 @@ pub fn app_child_of(parent: u32) -> Option<u32> {
 
 /// Proportional set size in KiB (smaps_rollup), 0 if the process is gone.
 pub fn pss_kib(pid: u32) -> u64 {
+    smaps_rollup_kib(pid, &["Pss:"])
+}
+
+/// Memory only this process uses (USS: private clean + private dirty), in KiB.
+pub fn private_kib(pid: u32) -> u64 {
+    smaps_rollup_kib(pid, &["Private_Clean:", "Private_Dirty:"])
+}
+
+fn smaps_rollup_kib(pid: u32, fields: &[&str]) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|s| {
+        .map(|s| {
             s.lines()
-                .find(|l| l.starts_with("Pss:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .filter(|l| fields.iter().any(|f| l.starts_with(f)))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum()
         })
         .unwrap_or(0)
 }

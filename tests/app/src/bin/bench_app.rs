@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 use vicifast_app_e2e::{
-    command_name, is_running, output_dir, process_tree, pss_kib, save_settings_in_ui, terminate,
-    wait_for, AppTestError, Desktop, Registrar, RegistrarOptions, WebDriver, WAIT,
+    command_name, is_running, output_dir, private_kib, process_tree, pss_kib, save_settings_in_ui,
+    terminate, wait_for, AppTestError, Desktop, Registrar, RegistrarOptions, WebDriver, WAIT,
 };
 
 /// Samples per state; the figure is the median.
@@ -23,16 +23,25 @@ fn main() {
     }
 }
 
-fn tree_pss(pid: u32) -> (u64, Vec<(String, u64)>) {
-    let parts: Vec<(String, u64)> = process_tree(pid)
+/// One process: name, PSS and private (USS) KiB.
+type Part = (String, u64, u64);
+
+fn tree_pss(pid: u32) -> (u64, Vec<Part>) {
+    let parts: Vec<Part> = process_tree(pid)
         .into_iter()
-        .map(|p| (format!("{} ({p})", command_name(p)), pss_kib(p)))
+        .map(|p| {
+            (
+                format!("{} ({p})", command_name(p)),
+                pss_kib(p),
+                private_kib(p),
+            )
+        })
         .collect();
-    (parts.iter().map(|(_, k)| k).sum(), parts)
+    (parts.iter().map(|(_, k, _)| k).sum(), parts)
 }
 
 /// The median of a few samples taken 1 s apart (a measurement interval, not a wait).
-fn measure(pid: u32) -> (u64, Vec<(String, u64)>) {
+fn measure(pid: u32) -> (u64, Vec<Part>) {
     let mut samples = Vec::new();
     for i in 0..SAMPLES {
         if i > 0 {
@@ -44,10 +53,19 @@ fn measure(pid: u32) -> (u64, Vec<(String, u64)>) {
     samples.swap_remove(SAMPLES / 2)
 }
 
-fn print(label: &str, (total, parts): &(u64, Vec<(String, u64)>)) {
-    println!("{label}: {:.1} MiB PSS", *total as f64 / 1024.0);
-    for (name, kib) in parts {
-        println!("    {name:<28} {:>8.1} MiB", *kib as f64 / 1024.0);
+fn print(label: &str, (total, parts): &(u64, Vec<Part>)) {
+    let private: u64 = parts.iter().map(|(_, _, u)| u).sum();
+    println!(
+        "{label}: {:.1} MiB PSS ({:.1} MiB private)",
+        *total as f64 / 1024.0,
+        private as f64 / 1024.0
+    );
+    for (name, pss, uss) in parts {
+        println!(
+            "    {name:<28} {:>8.1} MiB PSS {:>8.1} MiB private",
+            *pss as f64 / 1024.0,
+            *uss as f64 / 1024.0
+        );
     }
 }
 

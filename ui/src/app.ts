@@ -107,7 +107,7 @@ export class App {
     } catch (e) {
       byId('loading').hidden = true;
       const box = byId('load-error');
-      box.textContent = `The window could not reach the VICIfast app: ${errorInfo(e).message}`;
+      box.textContent = errorInfo(e).message;
       box.hidden = false;
       return;
     }
@@ -142,6 +142,7 @@ export class App {
   private onStatus(status: StatusEvent, announce = true): void {
     if (!this.ui) return;
     const cur = this.ui.status;
+    const previousLocal = cur?.local_address ?? null;
     const curAt = parseAt(cur?.at);
     const newAt = parseAt(status.at);
     if (cur && curAt !== null && newAt !== null && newAt < curAt) return; // stale
@@ -153,7 +154,9 @@ export class App {
       this.announce(statusView(status, this.since.since, this.now(), null).announcement);
     }
     this.lastAnnounced = key;
-    if (status.cause === 'network_changed' || status.cause === 'address_changed') {
+    // The interface name is only in get_state: ask again when the local address moved (a
+    // first registration, a new flow after a network change).
+    if ((status.local_address ?? null) !== previousLocal && status.local_address) {
       void this.refreshInterface();
     }
   }
@@ -162,7 +165,7 @@ export class App {
     return `${s.state}|${s.problem?.code ?? ''}`;
   }
 
-  /** The interface name is only in get_state; ask again once after a network change. */
+  /** Fetches the interface name for the current local address (only get_state has it). */
   private async refreshInterface(): Promise<void> {
     try {
       const st = await this.backend.invoke<UiState>('get_state');

@@ -194,3 +194,20 @@ test('a backend that cannot be reached is reported, not a blank window', async (
   });
   await expect(page.locator('#load-error')).toContainText('backend not ready');
 });
+
+test('a new local address asks the backend for its interface again, a refresh does not', async ({
+  vf,
+}) => {
+  await vf.open({ state: uiState() });
+  expect(await vf.calls('get_state')).toHaveLength(1);
+  await vf.emit('status', statusAt({ at: iso(T0 + 5 * 60_000), cause: 'refreshed' }));
+  await vf.emit(
+    'status',
+    statusAt({
+      at: iso(T0 + 5 * 60_000 + 1),
+      cause: 'registered',
+      local_address: '198.18.1.9:41000',
+    }),
+  );
+  await expect.poll(async () => (await vf.calls('get_state')).length).toBe(2);
+});

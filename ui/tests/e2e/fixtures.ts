@@ -108,7 +108,12 @@ export const test = base.extend<{ vf: Harness; cspViolations: string[] }>({
     });
     const harness: Harness = {
       async open(scenario, opts) {
-        await page.clock.install({ time: opts?.now ?? T0 + 5 * 60_000 });
+        const time = opts?.now ?? T0 + 5 * 60_000;
+        // Paused: the page's clock moves only when a test says so (runFor), so a countdown
+        // never depends on how fast this machine loads the page. pauseAt only moves forward,
+        // so install a minute early; no page is loaded yet to see the jump.
+        await page.clock.install({ time: time - 60_000 });
+        await page.clock.pauseAt(time);
         await page.addInitScript((s) => {
           (window as unknown as { __VF_SCENARIO__: unknown }).__VF_SCENARIO__ = s;
         }, scenario);

@@ -522,6 +522,12 @@ pub fn private_kib(pid: u32) -> u64 {
     smaps_rollup_kib(pid, &["Private_Clean:", "Private_Dirty:"])
 }
 
+/// PSS of anonymous memory only (heap, stacks, relocated library data): what the process really
+/// allocated, as opposed to library code the kernel can drop and read again.
+pub fn anon_pss_kib(pid: u32) -> u64 {
+    smaps_rollup_kib(pid, &["Pss_Anon:", "Pss_Shmem:"])
+}
+
 fn smaps_rollup_kib(pid: u32, fields: &[&str]) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
         .map(|s| {

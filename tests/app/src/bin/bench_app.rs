@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 use vicifast_app_e2e::{
-    command_name, is_running, output_dir, private_kib, process_tree, pss_kib, save_settings_in_ui,
-    terminate, wait_for, AppTestError, Desktop, Registrar, RegistrarOptions, WebDriver, WAIT,
+    anon_pss_kib, command_name, is_running, output_dir, private_kib, process_tree, pss_kib,
+    save_settings_in_ui, terminate, wait_for, AppTestError, Desktop, Registrar, RegistrarOptions,
+    WebDriver, WAIT,
 };
 
 /// Samples per state; the figure is the median.
@@ -23,8 +24,8 @@ fn main() {
     }
 }
 
-/// One process: name, PSS and private (USS) KiB.
-type Part = (String, u64, u64);
+/// One process: name, PSS, private (USS) and anonymous PSS, in KiB.
+type Part = (String, u64, u64, u64);
 
 fn tree_pss(pid: u32) -> (u64, Vec<Part>) {
     let parts: Vec<Part> = process_tree(pid)
@@ -34,10 +35,11 @@ fn tree_pss(pid: u32) -> (u64, Vec<Part>) {
                 format!("{} ({p})", command_name(p)),
                 pss_kib(p),
                 private_kib(p),
+                anon_pss_kib(p),
             )
         })
         .collect();
-    (parts.iter().map(|(_, k, _)| k).sum(), parts)
+    (parts.iter().map(|(_, k, _, _)| k).sum(), parts)
 }
 
 /// The median of a few samples taken 1 s apart (a measurement interval, not a wait).
@@ -54,17 +56,21 @@ fn measure(pid: u32) -> (u64, Vec<Part>) {
 }
 
 fn print(label: &str, (total, parts): &(u64, Vec<Part>)) {
-    let private: u64 = parts.iter().map(|(_, _, u)| u).sum();
+    let private: u64 = parts.iter().map(|(_, _, u, _)| u).sum();
+    let anon: u64 = parts.iter().map(|(_, _, _, a)| a).sum();
+    let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "{label}: {:.1} MiB PSS ({:.1} MiB private)",
-        *total as f64 / 1024.0,
-        private as f64 / 1024.0
+        "{label}: {:.1} MiB PSS ({:.1} MiB private, {:.1} MiB anonymous)",
+        mib(*total),
+        mib(private),
+        mib(anon)
     );
-    for (name, pss, uss) in parts {
+    for (name, pss, uss, anon) in parts {
         println!(
-            "    {name:<28} {:>8.1} MiB PSS {:>8.1} MiB private",
-            *pss as f64 / 1024.0,
-            *uss as f64 / 1024.0
+            "    {name:<28} {:>8.1} MiB PSS {:>8.1} MiB private {:>8.1} MiB anonymous",
+            mib(*pss),
+            mib(*uss),
+            mib(*anon)
         );
     }
 }
@@ -125,7 +131,8 @@ fn run() -> Result<(), AppTestError> {
     print("closed to tray", &closed);
     println!(
         "(PSS splits shared pages among the processes mapping them: when the web process ends, \
-         the app's share of WebKit's libraries grows, so compare the totals.)"
+         the app's share of WebKit's libraries grows, so compare the totals. Anonymous memory is \
+         what the processes allocated; the rest is mapped library code and data.)"
     );
 
     terminate(pid);

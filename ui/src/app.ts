@@ -365,6 +365,8 @@ export class App {
   private showStatusView(focus: boolean): void {
     byId('view-settings').hidden = true;
     byId('view-status').hidden = false;
+    // Back from a long form: start at the state and its problem panel, not half-way down.
+    window.scrollTo(0, 0);
     if (focus) byId('state-label').focus();
   }
 

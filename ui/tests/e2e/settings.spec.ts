@@ -132,6 +132,8 @@ test('saving sends the password to save_settings and never to web storage', asyn
 
   await expect(page.locator('#view-status')).toBeVisible();
   await expect(page.locator('#action-message')).toHaveText('Settings saved.');
+  // Back at the top, where the state and any problem panel are, not where the form ended.
+  expect(await page.evaluate(() => window.scrollY)).toBe(0);
   const calls = await vf.calls('save_settings');
   expect(calls).toHaveLength(1);
   expect(calls[0]?.args).toEqual({

@@ -2,9 +2,9 @@
 //! and `bindings`. The settings file and keychain entries are the desktop app's own
 //! (`vicifast-accounts`), so an account saved here shows up there and the other way round.
 
+use crate::password::PasswordArgs;
 use crate::{output, UsageError};
 use clap::{Args, Subcommand};
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use vicifast_accounts::{
@@ -57,12 +57,8 @@ pub struct SetArgs {
     /// Extra CA certificates (PEM) to trust for TLS, besides the system's.
     #[arg(long)]
     ca_file: Option<PathBuf>,
-    /// Read the password from the first line of standard input.
-    #[arg(long, conflicts_with = "password_env")]
-    password_stdin: bool,
-    /// Read the password from this environment variable.
-    #[arg(long, value_name = "VAR")]
-    password_env: Option<String>,
+    #[command(flatten)]
+    password: PasswordArgs,
 }
 
 /// What stops a saved account from being used or changed.
@@ -197,7 +193,7 @@ fn set(store: &ConfigStore, keychain: &dyn Keychain, args: SetArgs) -> ExitCode 
         Err(err) => return AccountError::from(err).report(false),
     };
     let existed = settings.account(&name).is_some();
-    let password = match read_password(args.password_stdin, args.password_env.as_deref()) {
+    let password = match args.password.read() {
         Ok(Some(password)) => Some(password),
         // Changing the settings of a saved account keeps its password.
         Ok(None) if existed => None,
@@ -289,25 +285,6 @@ fn remove(store: &ConfigStore, keychain: &dyn Keychain, name: &str) -> ExitCode 
 }
 
 /// The password from `--password-stdin` or `--password-env VAR`, or `None` when neither is given.
-fn read_password(stdin: bool, env: Option<&str>) -> Result<Option<Password>, UsageError> {
-    let secret = if stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(UsageError::Stdin)?;
-        line.trim_end_matches(['\r', '\n']).to_owned()
-    } else if let Some(var) = env {
-        std::env::var(var).map_err(|_| UsageError::MissingEnv(var.to_owned()))?
-    } else {
-        return Ok(None);
-    };
-    if secret.is_empty() {
-        return Err(UsageError::EmptyPassword);
-    }
-    Ok(Some(Password::new(secret)))
-}
-
 /// The `account set` flag that carries a settings field.
 fn flag_of(field: &str) -> &'static str {
     match field {

@@ -6,9 +6,11 @@
 
 mod account;
 mod output;
+mod password;
 
 use clap::{Args, Parser, Subcommand};
-use std::io::{BufRead, IsTerminal};
+use password::PasswordArgs;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -98,12 +100,8 @@ struct AccountArgs {
     /// Extra CA certificates (PEM) to trust for TLS, besides the system's.
     #[arg(long)]
     ca_file: Option<PathBuf>,
-    /// Read the password from the first line of standard input.
-    #[arg(long, conflicts_with = "password_env")]
-    password_stdin: bool,
-    /// Read the password from this environment variable.
-    #[arg(long, value_name = "VAR")]
-    password_env: Option<String>,
+    #[command(flatten)]
+    password: PasswordArgs,
     /// Answer requests from any address, not only from the registrar.
     #[arg(long)]
     accept_from_anyone: bool,
@@ -204,22 +202,7 @@ impl AccountArgs {
     }
 
     fn password(&self) -> Result<Password, UsageError> {
-        let secret = if self.password_stdin {
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(UsageError::Stdin)?;
-            line.trim_end_matches(['\r', '\n']).to_owned()
-        } else if let Some(var) = &self.password_env {
-            std::env::var(var).map_err(|_| UsageError::MissingEnv(var.clone()))?
-        } else {
-            return Err(UsageError::NoPassword);
-        };
-        if secret.is_empty() {
-            return Err(UsageError::EmptyPassword);
-        }
-        Ok(Password::new(secret))
+        self.password.read()?.ok_or(UsageError::NoPassword)
     }
 }
 

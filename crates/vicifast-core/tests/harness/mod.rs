@@ -521,9 +521,13 @@ impl Sim {
 
     /// Delivers a message as if `from` had sent it on the current flow.
     pub fn inject(&mut self, from: &str, text: &str) {
+        self.inject_bytes(from, text.as_bytes());
+    }
+
+    /// Like [`Sim::inject`], for bytes that need not be text.
+    pub fn inject_bytes(&mut self, from: &str, bytes: &[u8]) {
         let flow = self.current_flow();
-        self.reg
-            .handle_receive(self.now, flow, addr(from), text.as_bytes());
+        self.reg.handle_receive(self.now, flow, addr(from), bytes);
         self.drain();
     }
 

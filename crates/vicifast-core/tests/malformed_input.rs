@@ -63,12 +63,10 @@ fn mangled_messages_change_nothing_and_never_panic() {
         )
         .into_bytes(),
         response(&req, 423, &["Min-Expires: 3600".into()]).into_bytes(),
-        format!(
-            "OPTIONS sip:101@[2001:db8::1]:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.1:5060;branch=z9hG4bKq1\r\n\
+        b"OPTIONS sip:101@[2001:db8::1]:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.1:5060;branch=z9hG4bKq1\r\n\
              From: <sip:registrar@198.18.0.1>;tag=a\r\nTo: <sip:101@198.18.0.2>\r\nCall-ID: q1\r\n\
              CSeq: 7 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        )
-        .into_bytes(),
+            .to_vec(),
         format!(
             "INVITE sip:101@198.18.0.2:5060 SIP/2.0\r\nv: SIP/2.0/UDP 198.18.0.1:5060;branch=z9hG4bKi1\r\n\
              f: \"Caller, \\\"A\\\"\" <sip:200@198.18.0.1>;tag=b\r\nt: <sip:101@198.18.0.2>\r\ni: {call_id}x\r\n\

@@ -2,7 +2,7 @@
 
 import { byId, copyText, h, setText } from './dom';
 import { formatClock, parseAt } from './format';
-import { churnText, guidanceFor, networkChurn, type GuidanceTarget } from './guidance';
+import { churnText, guidanceFor, hasGuidance, networkChurn, type GuidanceTarget } from './guidance';
 import { stateIcon } from './icons';
 import { mergeTimeline, mergeTrace } from './lists';
 import { headerOf, lookOf, statusView, nextStateSince } from './model';
@@ -263,6 +263,9 @@ export class App {
     panel.dataset['code'] = p.code;
     setText(byId('problem-title'), p.message);
     setText(byId('problem-action'), p.action);
+    // The engine's action is the same advice in the CLI's words: show it only where the window
+    // has none of its own, so the panel does not say the same thing twice.
+    byId('problem-action').hidden = hasGuidance(p.code);
     const g = guidanceFor(p.code);
     setText(byId('problem-guidance'), g.text);
     const btn = byId<HTMLButtonElement>('problem-button');

@@ -78,6 +78,11 @@ const FALLBACK: Guidance = {
   button: { label: 'Copy technical details', target: 'copy_details' },
 };
 
+/** Whether the window has its own advice for this code (then the engine's generic action is not shown beside it). */
+export function hasGuidance(code: string): boolean {
+  return Object.prototype.hasOwnProperty.call(GUIDANCE, code);
+}
+
 export function guidanceFor(code: string): Guidance {
   return Object.prototype.hasOwnProperty.call(GUIDANCE, code) ? GUIDANCE[code]! : FALLBACK;
 }

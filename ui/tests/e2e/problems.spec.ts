@@ -1,5 +1,5 @@
 /** Every problem code renders the backend's words, the UI's guidance and a details disclosure. */
-import { guidanceFor } from '../../src/guidance';
+import { guidanceFor, hasGuidance } from '../../src/guidance';
 import { PROBLEM_CODES } from '../../src/types';
 import { expect, statusAt, test, uiState } from './fixtures';
 
@@ -44,7 +44,9 @@ for (const code of PROBLEM_CODES) {
     await expect(panel).toBeVisible();
     await expect(panel).toHaveAttribute('data-code', code);
     await expect(page.locator('#problem-title')).toHaveText(`Message for ${code}.`);
-    await expect(page.locator('#problem-action')).toHaveText(`Action for ${code}.`);
+    const action = page.locator('#problem-action');
+    if (hasGuidance(code)) await expect(action).toBeHidden();
+    else await expect(action).toHaveText(`Action for ${code}.`);
     const g = guidanceFor(code);
     await expect(page.locator('#problem-guidance')).toHaveText(g.text);
     if (EXPECTED_GUIDANCE[code]) {
@@ -113,4 +115,14 @@ test('a network that keeps changing is pointed out', async ({ page, vf }) => {
     'Your network changed 3 times in the last 10 minutes',
   );
   await vf.shot('network-churn');
+});
+
+test('a problem code the window does not know shows the engine action and the fallback advice', async ({
+  page,
+  vf,
+}) => {
+  await vf.open({ state: failedWith('some_future_code') });
+  await expect(page.locator('#problem-action')).toHaveText('Action for some_future_code.');
+  await expect(page.locator('#problem-guidance')).toHaveText(guidanceFor('some_future_code').text);
+  await expect(page.locator('#problem-button')).toHaveText('Copy technical details');
 });

@@ -171,6 +171,12 @@ pub(crate) mod tests {
         });
     }
 
+    /// A password made up for one test run, so no credential is written into the source.
+    pub(crate) fn throwaway_secret() -> String {
+        use rand::distributions::{Alphanumeric, DistString};
+        Alphanumeric.sample_string(&mut rand::thread_rng(), 24)
+    }
+
     #[test]
     fn set_get_replace_delete() {
         use_mock_store();
@@ -220,9 +226,11 @@ pub(crate) mod tests {
     #[test]
     fn passwords_stay_out_of_errors_and_debug() {
         use_mock_store();
-        let secret = "kc-hunter2-secret";
-        OsKeychain.set("kc-debug", &Password::new(secret)).unwrap();
+        let secret = throwaway_secret();
+        OsKeychain
+            .set("kc-debug", &Password::new(secret.clone()))
+            .unwrap();
         let got = OsKeychain.get("kc-debug").unwrap();
-        assert!(!format!("{got:?}").contains(secret));
+        assert!(!format!("{got:?}").contains(&secret));
     }
 }

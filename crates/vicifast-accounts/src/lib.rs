@@ -27,7 +27,7 @@ mod tests {
     #[test]
     fn saving_an_account_keeps_its_password_out_of_the_file() {
         keychain::tests::use_mock_store();
-        let secret = "Zq7-lib-test-secret";
+        let secret = keychain::tests::throwaway_secret();
         let dir = tempfile::tempdir().unwrap();
         let store = ConfigStore::new(dir.path().join("config.toml"));
         let account = AccountSettings::new("lib-no-password", "pbx.example.com", "101");
@@ -35,16 +35,16 @@ mod tests {
         settings.upsert(account.clone());
         store.save(&settings).unwrap();
         OsKeychain
-            .set(&account.name, &Password::new(secret))
+            .set(&account.name, &Password::new(secret.clone()))
             .unwrap();
 
         let text = std::fs::read_to_string(store.path()).unwrap();
         assert!(text.contains("lib-no-password"), "{text}");
         assert!(
-            !text.contains(secret),
+            !text.contains(&secret),
             "password in the settings file:\n{text}"
         );
-        assert!(!format!("{settings:?}").contains(secret));
+        assert!(!format!("{settings:?}").contains(&secret));
         assert_eq!(
             OsKeychain.get(&account.name).unwrap().unwrap().expose(),
             secret

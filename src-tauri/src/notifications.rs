@@ -67,20 +67,7 @@ mod tests {
     use vicifast_engine::Transport;
 
     fn status(state: RegistrationState, cause: Cause) -> Status {
-        Status {
-            account: "default".to_owned(),
-            state,
-            cause,
-            contact: None,
-            server: None,
-            transport: Transport::Udp,
-            local_address: None,
-            expires_in: None,
-            next_refresh_in: None,
-            next_attempt_in: None,
-            problem: None,
-            bindings: vec![],
-        }
+        Status::without_flow("default", state, cause, Transport::Udp)
     }
 
     #[test]

@@ -181,18 +181,13 @@ async fn read_password<R: Runtime>(app: &AppHandle<R>) -> Result<Password, Comma
 /// Shows "the password could not be read" as the status (problem code `credentials`).
 pub fn credentials_problem<R: Runtime>(app: &AppHandle<R>, form: &UiSettings, detail: &str) {
     let status = Stamped::now(Status {
-        account: ACCOUNT.to_owned(),
-        state: RegistrationState::Failed,
-        cause: Cause::Failed,
-        contact: None,
-        server: None,
-        transport: form.transport,
-        local_address: None,
-        expires_in: None,
-        next_refresh_in: None,
-        next_attempt_in: None,
         problem: Some(Problem::new(ProblemCode::Credentials, detail)),
-        bindings: Vec::new(),
+        ..Status::without_flow(
+            ACCOUNT,
+            RegistrationState::Failed,
+            Cause::Failed,
+            form.transport,
+        )
     });
     forward(app, EngineEvent::Status(status));
 }

@@ -120,18 +120,9 @@ mod tests {
         Stamped {
             at: "2026-11-26T05:00:00.000Z".to_owned(),
             inner: Status {
-                account: "default".to_owned(),
-                state,
-                cause,
                 contact: Some("sip:101@192.0.2.1:5060".to_owned()),
-                server: None,
-                transport: Transport::Udp,
-                local_address: None,
-                expires_in: None,
-                next_refresh_in: None,
-                next_attempt_in: None,
                 problem,
-                bindings: vec![],
+                ..Status::without_flow("default", state, cause, Transport::Udp)
             },
         }
     }

@@ -326,6 +326,32 @@ pub struct Status {
     pub bindings: Vec<BindingInfo>,
 }
 
+impl Status {
+    /// A status with no flow behind it: no contact, addresses, timers, problem or bindings (an
+    /// embedder reporting something the engine never got to, such as an unreadable keychain).
+    pub fn without_flow(
+        account: impl Into<String>,
+        state: RegistrationState,
+        cause: Cause,
+        transport: Transport,
+    ) -> Self {
+        Self {
+            account: account.into(),
+            state,
+            cause,
+            contact: None,
+            server: None,
+            transport,
+            local_address: None,
+            expires_in: None,
+            next_refresh_in: None,
+            next_attempt_in: None,
+            problem: None,
+            bindings: Vec::new(),
+        }
+    }
+}
+
 /// An INVITE reached this device over the registration's flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncomingCall {

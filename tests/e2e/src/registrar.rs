@@ -279,6 +279,23 @@ impl Registrar {
     }
 
     /// The bindings Kamailio holds for `ext` (empty when it has none).
+    /// The extension's one binding, which must be `contact`: what a test checks after the
+    /// client reports `registered`. Panics with the bindings seen otherwise.
+    #[track_caller]
+    pub fn sole_binding(&self, ext: &str, contact: &str) -> Binding {
+        let mut bindings = match self.bindings(ext) {
+            Ok(b) => b,
+            Err(err) => panic!("cannot list the bindings of {ext}: {err}"),
+        };
+        assert_eq!(bindings.len(), 1, "{bindings:?}");
+        let binding = bindings.remove(0);
+        assert_eq!(
+            binding.uri, contact,
+            "Kamailio's binding is not the reported contact"
+        );
+        binding
+    }
+
     pub fn bindings(&self, ext: &str) -> Result<Vec<Binding>, HarnessError> {
         match self.rpc(&["ul.lookup", "location", &format!("s:{ext}")]) {
             Ok(reply) => Ok(parse_bindings(&reply)),

@@ -154,49 +154,8 @@ pub async fn clear_trace(app: AppHandle) -> Result<(), CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    use vicifast_accounts::KeychainError;
+    use vicifast_accounts::{KeychainError, MemoryKeychain};
     use vicifast_engine::Transport;
-
-    /// An in-memory keychain; `locked` makes every call fail like a locked keyring.
-    #[derive(Default)]
-    struct FakeKeychain {
-        entries: Mutex<HashMap<String, String>>,
-        locked: bool,
-    }
-
-    impl Keychain for FakeKeychain {
-        fn get(&self, account: &str) -> Result<Option<Password>, KeychainError> {
-            if self.locked {
-                return Err(KeychainError::Locked("test".to_owned()));
-            }
-            let entries = self
-                .entries
-                .lock()
-                .map_err(|_| KeychainError::Other("poisoned".into()))?;
-            Ok(entries.get(account).map(|p| Password::new(p.clone())))
-        }
-        fn set(&self, account: &str, password: &Password) -> Result<(), KeychainError> {
-            if self.locked {
-                return Err(KeychainError::Locked("test".to_owned()));
-            }
-            let mut entries = self
-                .entries
-                .lock()
-                .map_err(|_| KeychainError::Other("poisoned".into()))?;
-            entries.insert(account.to_owned(), password.expose().to_owned());
-            Ok(())
-        }
-        fn delete(&self, account: &str) -> Result<(), KeychainError> {
-            let mut entries = self
-                .entries
-                .lock()
-                .map_err(|_| KeychainError::Other("poisoned".into()))?;
-            entries.remove(account);
-            Ok(())
-        }
-    }
 
     fn form(server: &str) -> UiSettings {
         UiSettings {
@@ -221,7 +180,7 @@ mod tests {
     #[test]
     fn saves_settings_and_keeps_the_password_out_of_the_file() {
         let (_dir, store) = temp_store();
-        let keychain = FakeKeychain::default();
+        let keychain = MemoryKeychain::default();
         let saved = persist(
             &Settings::default(),
             &form("pbx.example.com"),
@@ -248,7 +207,7 @@ mod tests {
             &Settings::default(),
             &form("pbx.example.com"),
             None,
-            &FakeKeychain::default(),
+            &MemoryKeychain::default(),
             &store,
         )
         .err();
@@ -260,7 +219,7 @@ mod tests {
     #[test]
     fn invalid_settings_name_the_field_and_write_nothing() {
         let (_dir, store) = temp_store();
-        let keychain = FakeKeychain::default();
+        let keychain = MemoryKeychain::default();
         let err = persist(
             &Settings::default(),
             &form(""),
@@ -277,10 +236,7 @@ mod tests {
     #[test]
     fn a_locked_keychain_is_a_credentials_error() {
         let (_dir, store) = temp_store();
-        let keychain = FakeKeychain {
-            locked: true,
-            ..FakeKeychain::default()
-        };
+        let keychain = MemoryKeychain::failing(KeychainError::Locked("test".to_owned()));
         let err = persist(
             &Settings::default(),
             &form("pbx.example.com"),

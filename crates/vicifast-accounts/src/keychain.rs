@@ -37,6 +37,56 @@ pub enum KeychainError {
     Other(String),
 }
 
+/// A keychain held in memory, for tests of code that takes a [`Keychain`]; [`failing`] makes
+/// every call fail with one error, as a locked or missing keychain does.
+///
+/// [`failing`]: MemoryKeychain::failing
+#[derive(Debug, Default)]
+pub struct MemoryKeychain {
+    entries: Mutex<std::collections::HashMap<String, String>>,
+    failure: Option<KeychainError>,
+}
+
+impl MemoryKeychain {
+    pub fn failing(error: KeychainError) -> Self {
+        Self {
+            failure: Some(error),
+            ..Self::default()
+        }
+    }
+
+    fn entries(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, std::collections::HashMap<String, String>>, KeychainError>
+    {
+        if let Some(error) = &self.failure {
+            return Err(error.clone());
+        }
+        // A test that panicked while holding the lock leaves the map as it was: still usable.
+        Ok(self.entries.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Keychain for MemoryKeychain {
+    fn get(&self, account: &str) -> Result<Option<Password>, KeychainError> {
+        Ok(self
+            .entries()?
+            .get(account)
+            .map(|p| Password::new(p.clone())))
+    }
+
+    fn set(&self, account: &str, password: &Password) -> Result<(), KeychainError> {
+        self.entries()?
+            .insert(account.to_owned(), password.expose().to_owned());
+        Ok(())
+    }
+
+    fn delete(&self, account: &str) -> Result<(), KeychainError> {
+        self.entries()?.remove(account);
+        Ok(())
+    }
+}
+
 /// The operating system's keychain.
 ///
 /// Uses keyring-core's default store when one is set (a test's mock store, or one the app

@@ -13,7 +13,7 @@ mod keychain;
 mod settings;
 mod store;
 
-pub use keychain::{Keychain, KeychainError, OsKeychain, SERVICE};
+pub use keychain::{Keychain, KeychainError, MemoryKeychain, OsKeychain, SERVICE};
 pub use settings::{AccountSettings, FieldError, Settings, DEFAULT_EXPIRES};
 pub use store::{ConfigError, ConfigStore, CONFIG_ENV, FORMAT};
 

@@ -311,40 +311,7 @@ fn field_usage_error(err: &FieldError) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-
-    /// A keychain in a map, or one that always fails.
-    #[derive(Default)]
-    struct FakeKeychain {
-        entries: Mutex<HashMap<String, String>>,
-        broken: Option<KeychainError>,
-    }
-
-    impl Keychain for FakeKeychain {
-        fn get(&self, account: &str) -> Result<Option<Password>, KeychainError> {
-            if let Some(err) = &self.broken {
-                return Err(err.clone());
-            }
-            let entries = self.entries.lock().unwrap();
-            Ok(entries.get(account).map(|p| Password::new(p.clone())))
-        }
-        fn set(&self, account: &str, password: &Password) -> Result<(), KeychainError> {
-            if let Some(err) = &self.broken {
-                return Err(err.clone());
-            }
-            let mut entries = self.entries.lock().unwrap();
-            entries.insert(account.to_owned(), password.expose().to_owned());
-            Ok(())
-        }
-        fn delete(&self, account: &str) -> Result<(), KeychainError> {
-            if let Some(err) = &self.broken {
-                return Err(err.clone());
-            }
-            self.entries.lock().unwrap().remove(account);
-            Ok(())
-        }
-    }
+    use vicifast_accounts::MemoryKeychain;
 
     fn saved(dir: &tempfile::TempDir) -> ConfigStore {
         let store = ConfigStore::new(dir.path().join("config.toml"));
@@ -360,7 +327,7 @@ mod tests {
     fn resolves_settings_and_password() {
         let dir = tempfile::tempdir().unwrap();
         let store = saved(&dir);
-        let keychain = FakeKeychain::default();
+        let keychain = MemoryKeychain::default();
         keychain.set("Office", &Password::new("pw-1")).unwrap();
         let resolved = resolve_with(&store, &keychain, "Office").unwrap();
         assert_eq!(resolved.password.expose(), "pw-1");
@@ -373,7 +340,7 @@ mod tests {
     fn unknown_account_lists_the_saved_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = saved(&dir);
-        let err = resolve_with(&store, &FakeKeychain::default(), "Home")
+        let err = resolve_with(&store, &MemoryKeychain::default(), "Home")
             .err()
             .unwrap();
         assert!(matches!(err, AccountError::Unknown { .. }), "{err:?}");
@@ -384,16 +351,13 @@ mod tests {
     fn missing_password_and_locked_keychain_are_clear() {
         let dir = tempfile::tempdir().unwrap();
         let store = saved(&dir);
-        let err = resolve_with(&store, &FakeKeychain::default(), "Office")
+        let err = resolve_with(&store, &MemoryKeychain::default(), "Office")
             .err()
             .unwrap();
         assert!(matches!(err, AccountError::NoPassword(_)), "{err:?}");
         assert!(err.to_string().contains("account set Office"), "{err}");
 
-        let locked = FakeKeychain {
-            broken: Some(KeychainError::Locked("Locked".into())),
-            ..FakeKeychain::default()
-        };
+        let locked = MemoryKeychain::failing(KeychainError::Locked("Locked".into()));
         let err = resolve_with(&store, &locked, "Office").err().unwrap();
         assert!(err.to_string().contains("keychain is locked"), "{err}");
     }
@@ -416,7 +380,7 @@ mod tests {
     fn set_saves_settings_and_password_apart() {
         let dir = tempfile::tempdir().unwrap();
         let store = ConfigStore::new(dir.path().join("config.toml"));
-        let keychain = FakeKeychain::default();
+        let keychain = MemoryKeychain::default();
         std::env::set_var("VICIFAST_TEST_PW_SET", "pw-set-1");
         let args = set_args(
             " Desk ",
@@ -458,7 +422,7 @@ mod tests {
     fn set_refuses_bad_fields_and_a_new_account_without_password() {
         let dir = tempfile::tempdir().unwrap();
         let store = ConfigStore::new(dir.path().join("config.toml"));
-        let keychain = FakeKeychain::default();
+        let keychain = MemoryKeychain::default();
         std::env::set_var("VICIFAST_TEST_PW_BAD", "pw-bad");
         let bad = set_args(
             "Desk",
@@ -482,10 +446,7 @@ mod tests {
     fn set_with_a_locked_keychain_saves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = ConfigStore::new(dir.path().join("config.toml"));
-        let locked = FakeKeychain {
-            broken: Some(KeychainError::Locked("Locked".into())),
-            ..FakeKeychain::default()
-        };
+        let locked = MemoryKeychain::failing(KeychainError::Locked("Locked".into()));
         std::env::set_var("VICIFAST_TEST_PW_LOCKED", "pw-locked");
         let args = set_args(
             "Desk",
@@ -506,7 +467,7 @@ mod tests {
     fn remove_forgets_settings_and_password() {
         let dir = tempfile::tempdir().unwrap();
         let store = saved(&dir);
-        let keychain = FakeKeychain::default();
+        let keychain = MemoryKeychain::default();
         keychain.set("Office", &Password::new("pw")).unwrap();
         assert_eq!(remove(&store, &keychain, "Office"), ExitCode::SUCCESS);
         assert!(store.load().unwrap().accounts.is_empty());

@@ -87,6 +87,24 @@ pub fn output_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-output/app")
 }
 
+/// The start of every real-app test: `None` (skipped, with a note) unless enabled; else checks
+/// the app is built and returns the output directory, created.
+pub fn prepare(test: &str) -> Option<PathBuf> {
+    if !enabled(test) {
+        return None;
+    }
+    assert!(
+        app_binary().exists(),
+        "{} is missing: run `make app-build` first",
+        app_binary().display()
+    );
+    let logs = output_dir();
+    if let Err(e) = std::fs::create_dir_all(&logs) {
+        panic!("cannot create {}: {e}", logs.display());
+    }
+    Some(logs)
+}
+
 fn kill_child(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -237,6 +255,15 @@ impl Desktop {
 
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("config/vicifast/settings.toml")
+    }
+
+    /// Writes the app's settings file as a test wants it (damaged, or made by hand).
+    pub fn write_config(&self, text: &str) -> std::io::Result<()> {
+        let path = self.config_path();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, text)
     }
 
     /// The environment every process of the test runs with.
@@ -558,6 +585,13 @@ pub fn terminate(pid: u32) {
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
+}
+
+/// Quits the app through SIGTERM (what logout sends; the app treats it like the tray's Quit,
+/// unregistering first) and waits until it has exited.
+pub fn quit_app(pid: u32) -> Result<(), AppTestError> {
+    terminate(pid);
+    wait_for(WAIT, "the app to quit", || (!is_running(pid)).then_some(()))
 }
 
 // ----- WebDriver -----

@@ -2,27 +2,20 @@
 //! problem (the password could not be read) instead of failing silently.
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
-use vicifast_app_e2e::{
-    app_binary, is_running, output_dir, terminate, wait_for, Desktop, WebDriver, WAIT,
-};
+use vicifast_app_e2e::{quit_app, Desktop, WebDriver, WAIT};
 
 #[test]
 fn missing_keychain_is_a_clear_problem() {
-    if !vicifast_app_e2e::enabled("missing_keychain_is_a_clear_problem") {
+    let Some(logs) = vicifast_app_e2e::prepare("missing_keychain_is_a_clear_problem") else {
         return;
-    }
-    assert!(app_binary().exists(), "run `make app-build` first");
-    let logs = output_dir();
-    std::fs::create_dir_all(&logs).unwrap();
+    };
     let desktop = Desktop::without_keychain().unwrap();
-    let path = desktop.config_path();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(
-        &path,
-        "format = 1\nstart_at_login = false\n\n[[accounts]]\nname = \"default\"\n\
+    desktop
+        .write_config(
+            "format = 1\nstart_at_login = false\n\n[[accounts]]\nname = \"default\"\n\
          server = \"127.0.0.1\"\nextension = \"101\"\ntransport = \"udp\"\nexpires = 300\n",
-    )
-    .unwrap();
+        )
+        .unwrap();
 
     let driver = WebDriver::launch(&desktop, &[], &logs.join("app-no-keychain.log")).unwrap();
     let app = driver.app_pid().unwrap();
@@ -37,7 +30,6 @@ fn missing_keychain_is_a_clear_problem() {
         .unwrap();
     desktop.screenshot("09-no-keychain").unwrap();
     desktop.wait_tray("failed", "tray-09-failed").unwrap();
-    terminate(app);
-    wait_for(WAIT, "the app to quit", || (!is_running(app)).then_some(())).unwrap();
+    quit_app(app).unwrap();
     driver.finish();
 }

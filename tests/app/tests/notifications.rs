@@ -7,18 +7,14 @@
 
 use std::process::Stdio;
 use vicifast_app_e2e::{
-    app_binary, is_running, output_dir, save_settings_over, terminate, wait_for, Desktop,
-    Registrar, RegistrarOptions, WebDriver, WAIT,
+    quit_app, save_settings_over, wait_for, Desktop, Registrar, RegistrarOptions, WebDriver, WAIT,
 };
 
 #[test]
 fn lost_and_restored_registration_notify() {
-    if !vicifast_app_e2e::enabled("lost_and_restored_registration_notify") {
+    let Some(logs) = vicifast_app_e2e::prepare("lost_and_restored_registration_notify") else {
         return;
-    }
-    assert!(app_binary().exists(), "run `make app-build` first");
-    let logs = output_dir();
-    std::fs::create_dir_all(&logs).unwrap();
+    };
     let desktop = Desktop::start().unwrap();
     let mut registrar = Registrar::start(RegistrarOptions::default()).unwrap();
     let ext = vicifast_e2e::random_extension();
@@ -67,8 +63,7 @@ fn lost_and_restored_registration_notify() {
     driver.wait_state("registered", WAIT).unwrap();
     desktop.screenshot("11-registered-again").unwrap();
 
-    terminate(app);
-    wait_for(WAIT, "the app to quit", || (!is_running(app)).then_some(())).unwrap();
+    quit_app(app).unwrap();
     driver.finish();
     let _ = monitor.kill();
     let _ = monitor.wait();

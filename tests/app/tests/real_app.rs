@@ -13,15 +13,9 @@
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 use vicifast_app_e2e::{
-    app_binary, command_name, is_running, output_dir, process_tree, save_settings_in_ui, terminate,
-    wait_for, Desktop, Registrar, RegistrarOptions, WebDriver, WAIT,
+    command_name, process_tree, quit_app, save_settings_in_ui, wait_for, Desktop, Registrar,
+    RegistrarOptions, WebDriver, WAIT,
 };
-
-/// Quit through SIGTERM (what logout sends; the app treats it like the tray's Quit) and wait.
-fn quit(pid: u32) {
-    terminate(pid);
-    wait_for(WAIT, "the app to quit", || (!is_running(pid)).then_some(())).unwrap();
-}
 
 fn bindings(registrar: &Registrar, ext: &str) -> usize {
     registrar.bindings(ext).map(|b| b.len()).unwrap_or(0)
@@ -34,16 +28,9 @@ fn wait_bindings(registrar: &Registrar, ext: &str, n: usize, what: &str) {
 
 #[test]
 fn real_app_end_to_end() {
-    if !vicifast_app_e2e::enabled("real_app_end_to_end") {
+    let Some(logs) = vicifast_app_e2e::prepare("real_app_end_to_end") else {
         return;
-    }
-    assert!(
-        app_binary().exists(),
-        "{} is missing: run `make app-build` first",
-        app_binary().display()
-    );
-    let logs = output_dir();
-    std::fs::create_dir_all(&logs).unwrap();
+    };
     let desktop = Desktop::start().unwrap();
     let registrar = Registrar::start(RegistrarOptions::default()).unwrap();
     let ext = vicifast_e2e::random_extension();
@@ -104,7 +91,7 @@ fn real_app_end_to_end() {
         "no tray window:\n{tree}"
     );
 
-    quit(app);
+    quit_app(app).unwrap();
     wait_bindings(&registrar, &ext, 0, "Quit to remove the binding");
     driver.finish();
     let log = std::fs::read_to_string(logs.join("app-1-first-run.log")).unwrap();
@@ -162,7 +149,7 @@ fn real_app_end_to_end() {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    quit(first.id());
+    quit_app(first.id()).unwrap();
     let _ = first.wait();
     wait_bindings(&registrar, &ext, 0, "Quit to remove the binding");
 
@@ -206,6 +193,6 @@ fn real_app_end_to_end() {
         desktop.keychain_secret("default").as_deref(),
         Some("not-the-password")
     );
-    quit(app);
+    quit_app(app).unwrap();
     driver.finish();
 }

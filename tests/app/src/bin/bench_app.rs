@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 use vicifast_app_e2e::{
-    anon_pss_kib, command_name, is_running, output_dir, private_kib, process_tree, pss_kib,
+    anon_pss_kib, command_name, output_dir, private_kib, process_tree, pss_kib, quit_app,
     save_settings_in_ui, terminate, wait_for, AppTestError, Desktop, Registrar, RegistrarOptions,
     WebDriver, WAIT,
 };
@@ -95,8 +95,7 @@ fn run() -> Result<(), AppTestError> {
     let app = driver.app_pid()?;
     save_settings_in_ui(&driver, &registrar, &ext, &password)?;
     driver.wait_state("registered", WAIT)?;
-    terminate(app);
-    wait_for(WAIT, "the app to quit", || (!is_running(app)).then_some(()))?;
+    quit_app(app)?;
     driver.finish();
 
     // The app as an agent runs it: started with its window, registered from the keychain.

@@ -91,25 +91,29 @@ impl Registration {
 #[error("{0}")]
 pub struct QueryError(pub Problem);
 
-async fn run_once(
+/// Runs the core once for a one-shot `purpose` and returns what `answer` picks from its events;
+/// without an answer, the last problem reported (or a timeout) is the error.
+async fn run_once<T>(
     config: AccountConfig,
     password: Password,
     options: DriverOptions,
     purpose: Purpose,
-) -> (Vec<EngineEvent>, Option<Problem>) {
+    answer: impl Fn(EngineEvent) -> Option<T>,
+) -> Result<T, QueryError> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (_commands, commands_rx) = mpsc::unbounded_channel();
     let core = Core::new(config, password, purpose, os_seed());
     Driver::new(core, options, events_tx).run(commands_rx).await;
-    let mut events = Vec::new();
     let mut problem = None;
     while let Ok(event) = events_rx.try_recv() {
         if let EngineEvent::Status(status) = &event {
             problem = status.inner.problem.clone();
         }
-        events.push(event);
+        if let Some(found) = answer(event) {
+            return Ok(found);
+        }
     }
-    (events, problem)
+    Err(QueryError(problem.unwrap_or_else(no_answer)))
 }
 
 /// Asks the registrar which bindings the extension has (a REGISTER without Contact).
@@ -118,14 +122,17 @@ pub async fn list_bindings(
     password: Password,
     options: DriverOptions,
 ) -> Result<Vec<BindingInfo>, QueryError> {
-    let (events, problem) = run_once(config, password, options, Purpose::ListBindings).await;
-    events
-        .into_iter()
-        .find_map(|e| match e {
+    run_once(
+        config,
+        password,
+        options,
+        Purpose::ListBindings,
+        |e| match e {
             EngineEvent::Bindings(list) => Some(list.inner.bindings),
             _ => None,
-        })
-        .ok_or_else(|| QueryError(problem.unwrap_or_else(no_answer)))
+        },
+    )
+    .await
 }
 
 /// Removes the extension's bindings that point at this machine; returns the removed contacts.
@@ -134,14 +141,17 @@ pub async fn remove_local_bindings(
     password: Password,
     options: DriverOptions,
 ) -> Result<Vec<String>, QueryError> {
-    let (events, problem) = run_once(config, password, options, Purpose::RemoveLocal).await;
-    events
-        .into_iter()
-        .find_map(|e| match e {
+    run_once(
+        config,
+        password,
+        options,
+        Purpose::RemoveLocal,
+        |e| match e {
             EngineEvent::Removed(list) => Some(list.inner.removed),
             _ => None,
-        })
-        .ok_or_else(|| QueryError(problem.unwrap_or_else(no_answer)))
+        },
+    )
+    .await
 }
 
 fn no_answer() -> Problem {

@@ -1,13 +1,16 @@
-# The desktop app (issue 4): Tauri 2 backend in src-tauri/, web UI in ui/, icons in icons/.
+# The desktop app (issue 4): two processes. src-tauri/tray/ is VICIfast in the tray
+# (`vicifast-tray`: registration, tray icon, notifications; no web engine), src-tauri/ the window
+# (`vicifast`: Tauri 2, web UI in ui/, started on demand, gone when closed); icons in icons/.
 # Included by the Makefile; `make test` runs app-deps and app-test when this file exists.
-#   make run        build the UI and the app (debug), then launch it
+#   make run        build the UI and the app (debug), then open its window (which starts the
+#                   tray process if it is not running)
 #   make app-test   UI checks and tests, the app's unit tests, then the real app end to end
-#   make bench-app  memory (PSS) of the whole app while registered: window open vs tray only
+#   make bench-app  memory (PSS) of the whole app while registered: tray only, window open, closed
 #                   (BENCH_APP_RELEASE=1 measures a release build instead of the debug one)
 #   make package    .deb and AppImage (release build; not part of `make test`)
 
 APP_PACKAGES := libwebkit2gtk-4.1-dev build-essential pkg-config file \
-  libayatana-appindicator3-dev librsvg2-dev libssl-dev \
+  librsvg2-dev libssl-dev \
   xvfb xauth x11-utils imagemagick webkit2gtk-driver dbus-x11 gnome-keyring libsecret-tools \
   chromium fonts-dejavu-core python3-xlib
 export VICIFAST_APP := $(TARGET_DIR)/debug/vicifast
@@ -26,7 +29,7 @@ ui-build: app-deps
 	cd ui && npm run build
 
 app-build: ui-build
-	$(CARGO) build -p vicifast-app
+	$(CARGO) build -p vicifast-app -p vicifast-tray
 
 # The real app end to end needs Kamailio too (the engine's packages).
 app-test: app-deps deps-engine app-build
@@ -42,13 +45,17 @@ app-e2e:
 run: app-build
 	$(VICIFAST_APP)
 
-# Bundles need a release build and the Tauri CLI (from npm, with its own binary).
+# Bundles need a release build and the Tauri CLI (from npm, with its own binary). The tray
+# process goes in beside the window binary (tauri.conf.json: bundle.linux.*.files).
 package: ui-build
+	$(CARGO) build --release -p vicifast-tray
+	mkdir -p src-tauri/bundle-extra
+	cp $(TARGET_DIR)/release/vicifast-tray src-tauri/bundle-extra/vicifast-tray
 	cd src-tauri && npx --yes @tauri-apps/cli@^2 build --bundles deb,appimage
 
 bench-app: app-deps deps-engine app-build
 ifeq ($(BENCH_APP_RELEASE),1)
-	$(CARGO) build --release -p vicifast-app
+	$(CARGO) build --release -p vicifast-app -p vicifast-tray
 	VICIFAST_APP=$(TARGET_DIR)/release/vicifast $(CARGO) run -q -p vicifast-app-e2e --bin bench_app
 else
 	$(CARGO) run -q -p vicifast-app-e2e --bin bench_app

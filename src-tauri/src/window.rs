@@ -1,5 +1,4 @@
-//! The window: created on demand from the config in tauri.conf.json, destroyed when closed
-//! (the app stays in the tray), created again when reopened.
+//! The window, made from its config in tauri.conf.json; a second launch focuses it.
 
 use tauri::{AppHandle, Manager, Runtime, WebviewWindowBuilder};
 

@@ -1,11 +1,13 @@
 //! Harness for driving the real VICIfast app end to end on a headless Linux machine:
 //!
 //! - [`Desktop`]: a private X server (Xvfb), a private session bus with GNOME Keyring as the
-//!   Secret Service (unlocked with a throwaway password), and throwaway HOME/XDG directories,
-//!   so nothing touches the real user's keychain, settings or autostart entries.
-//! - [`WebDriver`]: WebKitWebDriver launching the app binary (`TAURI_WEBVIEW_AUTOMATION=true`)
+//!   Secret Service (unlocked with a throwaway password) and a stand-in panel for tray icons
+//!   ([`tray_host`]), and throwaway HOME/XDG directories, so nothing touches the real user's
+//!   keychain, settings or autostart entries.
+//! - [`WebDriver`]: WebKitWebDriver launching the window binary (`TAURI_WEBVIEW_AUTOMATION=true`)
 //!   and a minimal W3C WebDriver client over HTTP.
-//! - process helpers: the app's process tree, its memory (PSS), signals, screenshots.
+//! - process helpers: the app's two processes (`vicifast-tray`, which registers and shows the
+//!   tray icon, and `vicifast`, the window), their memory (PSS), signals, screenshots.
 //!
 //! Every wait is a poll under a deadline; nothing sleeps to synchronise.
 
@@ -15,6 +17,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod tray_host;
+use tray_host::TrayHost;
 
 pub use vicifast_e2e::{Registrar, RegistrarOptions, WAIT};
 
@@ -71,7 +76,12 @@ pub fn enabled(test: &str) -> bool {
     on
 }
 
-/// The app binary: `$VICIFAST_APP`, else the debug build next to this test's target dir.
+/// The tray process's binary, next to the window's.
+pub fn tray_binary() -> PathBuf {
+    app_binary().with_file_name("vicifast-tray")
+}
+
+/// The window binary: `$VICIFAST_APP`, else the debug build next to this test's target dir.
 pub fn app_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("VICIFAST_APP") {
         return PathBuf::from(p);
@@ -93,11 +103,13 @@ pub fn prepare(test: &str) -> Option<PathBuf> {
     if !enabled(test) {
         return None;
     }
-    assert!(
-        app_binary().exists(),
-        "{} is missing: run `make app-build` first",
-        app_binary().display()
-    );
+    for binary in [app_binary(), tray_binary()] {
+        assert!(
+            binary.exists(),
+            "{} is missing: run `make app-build` first",
+            binary.display()
+        );
+    }
     let logs = output_dir();
     if let Err(e) = std::fs::create_dir_all(&logs) {
         panic!("cannot create {}: {e}", logs.display());
@@ -118,6 +130,7 @@ pub struct Desktop {
     xvfb: Child,
     bus: Child,
     keyring: Option<Child>,
+    tray_host: Option<TrayHost>,
 }
 
 impl Desktop {
@@ -201,7 +214,7 @@ impl Desktop {
             ));
         }
 
-        let keyring = if keychain {
+        let mut keyring = if keychain {
             match start_keyring(dir.path(), &display, &bus_address) {
                 Ok(k) => Some(k),
                 Err(e) => {
@@ -213,6 +226,19 @@ impl Desktop {
         } else {
             None
         };
+        let tray_host = match TrayHost::start(&bus_address) {
+            Ok(host) => Some(host),
+            Err(e) => {
+                if let Some(k) = keyring.as_mut() {
+                    kill_child(k);
+                }
+                kill_child(&mut bus);
+                kill_child(&mut xvfb);
+                return Err(AppTestError::Setup(format!(
+                    "the stand-in tray host could not start: {e}"
+                )));
+            }
+        };
         let desktop = Desktop {
             dir,
             display,
@@ -220,6 +246,7 @@ impl Desktop {
             xvfb,
             bus,
             keyring,
+            tray_host,
         };
         if !keychain {
             return Ok(desktop);
@@ -382,36 +409,25 @@ d.flush()
         }
     }
 
-    /// The tray icon the app shows now: the newest PNG the tray writes under
-    /// `$XDG_RUNTIME_DIR/tray-icon` for the indicator.
-    pub fn tray_icon(&self) -> Option<PathBuf> {
-        std::fs::read_dir(self.dir.path().join("run/tray-icon"))
-            .ok()?
-            .filter_map(|e| {
-                let e = e.ok()?;
-                let modified = e.metadata().ok()?.modified().ok()?;
-                Some((modified, e.path()))
-            })
-            .max()
-            .map(|(_, p)| p)
+    /// The stand-in panel the tray icon registers with.
+    pub fn tray(&self) -> &TrayHost {
+        match &self.tray_host {
+            Some(host) => host,
+            None => unreachable!("a Desktop always has its tray host"),
+        }
     }
 
-    /// Whether the tray shows the icon `look` (registered, working, failed, offline), comparing
-    /// pixels with icons/tray-<look>.png (ImageMagick `compare`).
+    /// Whether the tray shows the icon `look` (registered, working, failed, offline): the
+    /// pixels the item gives the panel against icons/tray-<look>.png.
     pub fn tray_shows(&self, look: &str) -> bool {
-        let Some(current) = self.tray_icon() else {
-            return false;
-        };
         let expected =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../icons/tray-{look}.png"));
-        self.command("compare")
-            .args(["-metric", "AE", "-fuzz", "5%"])
-            .arg(&expected)
-            .arg(&current)
-            .arg("null:")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stderr).trim() == "0")
-            .unwrap_or(false)
+        match (self.tray().icon(), read_png_rgba(&expected)) {
+            (Some((w, h, argb)), Some((ew, eh, rgba))) => {
+                w as u32 == ew && h as u32 == eh && argb_to_rgba(&argb) == rgba
+            }
+            _ => false,
+        }
     }
 
     /// Waits until the tray shows `look`, then keeps a copy as test-output/app/<name>.png.
@@ -419,10 +435,64 @@ d.flush()
         wait_for(WAIT, &format!("the `{look}` tray icon"), || {
             self.tray_shows(look).then_some(())
         })?;
-        if let Some(icon) = self.tray_icon() {
-            let _ = std::fs::copy(icon, output_dir().join(format!("{name}.png")));
+        if let Some((w, h, argb)) = self.tray().icon() {
+            let path = output_dir().join(format!("{name}.png"));
+            write_png_rgba(&path, w as u32, h as u32, &argb_to_rgba(&argb))?;
         }
         Ok(())
+    }
+
+    /// Waits until the tray menu has an item labelled `label`, then clicks it.
+    pub fn click_tray_menu(&self, label: &str) -> Result<(), AppTestError> {
+        wait_for(WAIT, &format!("the tray menu item `{label}`"), || {
+            self.tray().click(label).then_some(())
+        })
+    }
+
+    /// The processes running `binary` in this desktop (same XDG_RUNTIME_DIR).
+    fn processes_of(&self, binary: &Path) -> Vec<u32> {
+        let Ok(binary) = std::fs::canonicalize(binary) else {
+            return Vec::new();
+        };
+        let marker = format!("XDG_RUNTIME_DIR={}", self.dir.path().join("run").display());
+        all_pids()
+            .into_iter()
+            .filter(|p| {
+                is_running(*p)
+                    && std::fs::read_link(format!("/proc/{p}/exe")).ok().as_ref() == Some(&binary)
+                    && std::fs::read(format!("/proc/{p}/environ"))
+                        .map(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+                        .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    /// The tray process of this desktop, if one runs.
+    pub fn tray_pid(&self) -> Option<u32> {
+        self.processes_of(&tray_binary()).into_iter().next()
+    }
+
+    /// The window processes of this desktop.
+    pub fn window_pids(&self) -> Vec<u32> {
+        self.processes_of(&app_binary())
+    }
+
+    /// Waits for the tray process (the one WebDriver's window started, or one started by hand).
+    pub fn wait_tray_pid(&self) -> Result<u32, AppTestError> {
+        wait_for(WAIT, "the vicifast-tray process", || self.tray_pid())
+    }
+
+    /// Quits the app as logout does: SIGTERM to the tray process (which unregisters first, like
+    /// the tray's Quit), then waits until it and any window process have exited.
+    pub fn quit_app(&self) -> Result<(), AppTestError> {
+        let tray = self.wait_tray_pid()?;
+        terminate(tray);
+        wait_for(WAIT, "the tray process to quit", || {
+            (!is_running(tray)).then_some(())
+        })?;
+        wait_for(WAIT, "the window to close with it", || {
+            self.window_pids().is_empty().then_some(())
+        })
     }
 
     /// `secret-tool lookup service vicifast username <account>`.
@@ -437,16 +507,25 @@ d.flush()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Starts the app directly (no WebDriver), with `args`.
+    /// Starts the window binary directly (no WebDriver), with `args`.
     pub fn spawn_app(&self, args: &[&str], log: &Path) -> Result<Child, AppTestError> {
+        self.spawn(&app_binary(), args, log)
+    }
+
+    /// Starts the tray process directly, as a login item does, with `args`.
+    pub fn spawn_tray(&self, args: &[&str], log: &Path) -> Result<Child, AppTestError> {
+        self.spawn(&tray_binary(), args, log)
+    }
+
+    fn spawn(&self, binary: &Path, args: &[&str], log: &Path) -> Result<Child, AppTestError> {
         let log = std::fs::File::create(log).map_err(io("creating the app log"))?;
         let err = log.try_clone().map_err(io("cloning the app log"))?;
-        self.command(app_binary())
+        self.command(binary)
             .args(args)
             .stdout(log)
             .stderr(err)
             .spawn()
-            .map_err(io(format!("starting {}", app_binary().display())))
+            .map_err(io(format!("starting {}", binary.display())))
     }
 }
 
@@ -490,6 +569,18 @@ fn desktop_env(dir: &Path, display: &str, bus_address: &str) -> Vec<(String, Str
 
 impl Drop for Desktop {
     fn drop(&mut self) {
+        // A failed test may leave the app running: it must not outlive its desktop.
+        for pid in self
+            .processes_of(&tray_binary())
+            .into_iter()
+            .chain(self.window_pids())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        self.tray_host = None;
         if let Some(k) = self.keyring.as_mut() {
             kill_child(k);
         }
@@ -587,11 +678,34 @@ pub fn terminate(pid: u32) {
     );
 }
 
-/// Quits the app through SIGTERM (what logout sends; the app treats it like the tray's Quit,
-/// unregistering first) and waits until it has exited.
-pub fn quit_app(pid: u32) -> Result<(), AppTestError> {
-    terminate(pid);
-    wait_for(WAIT, "the app to quit", || (!is_running(pid)).then_some(()))
+/// Decodes a PNG into 8-bit RGBA: (width, height, pixels).
+pub fn read_png_rgba(path: &Path) -> Option<(u32, u32, Vec<u8>)> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().ok()?;
+    let mut buffer = vec![0; reader.output_buffer_size()?];
+    let frame = reader.next_frame(&mut buffer).ok()?;
+    buffer.truncate(frame.buffer_size());
+    (frame.color_type == png::ColorType::Rgba).then_some((frame.width, frame.height, buffer))
+}
+
+fn write_png_rgba(path: &Path, width: u32, height: u32, rgba: &[u8]) -> Result<(), AppTestError> {
+    let file = std::fs::File::create(path).map_err(io("creating a tray icon copy"))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut w| w.write_image_data(rgba))
+        .map_err(|e| AppTestError::Setup(format!("writing {}: {e}", path.display())))
+}
+
+/// StatusNotifierItem pixels (ARGB32, network byte order) as RGBA.
+pub fn argb_to_rgba(argb: &[u8]) -> Vec<u8> {
+    argb.chunks_exact(4)
+        .flat_map(|p| [p[1], p[2], p[3], p[0]])
+        .collect()
 }
 
 // ----- WebDriver -----

@@ -2,7 +2,7 @@
 //! it was (the app never overwrites what it could not read).
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
-use vicifast_app_e2e::{quit_app, Desktop, WebDriver, WAIT};
+use vicifast_app_e2e::{Desktop, WebDriver, WAIT};
 
 #[test]
 fn damaged_settings_file_is_shown_and_left_alone() {
@@ -15,7 +15,6 @@ fn damaged_settings_file_is_shown_and_left_alone() {
     desktop.write_config(damaged).unwrap();
 
     let driver = WebDriver::launch(&desktop, &[], &logs.join("app-damaged.log")).unwrap();
-    let app = driver.app_pid().unwrap();
     driver
         .wait_true(
             WAIT,
@@ -26,7 +25,7 @@ fn damaged_settings_file_is_shown_and_left_alone() {
         .unwrap();
     desktop.screenshot("08-damaged-settings-file").unwrap();
     desktop.wait_tray("failed", "tray-08-failed").unwrap();
-    quit_app(app).unwrap();
+    desktop.quit_app().unwrap();
     driver.finish();
     assert_eq!(
         std::fs::read_to_string(desktop.config_path()).unwrap(),

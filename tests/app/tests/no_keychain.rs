@@ -2,7 +2,7 @@
 //! problem (the password could not be read) instead of failing silently.
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
-use vicifast_app_e2e::{quit_app, Desktop, WebDriver, WAIT};
+use vicifast_app_e2e::{Desktop, WebDriver, WAIT};
 
 #[test]
 fn missing_keychain_is_a_clear_problem() {
@@ -18,7 +18,6 @@ fn missing_keychain_is_a_clear_problem() {
         .unwrap();
 
     let driver = WebDriver::launch(&desktop, &[], &logs.join("app-no-keychain.log")).unwrap();
-    let app = driver.app_pid().unwrap();
     driver.wait_state("failed", WAIT).unwrap();
     driver
         .wait_true(
@@ -30,6 +29,6 @@ fn missing_keychain_is_a_clear_problem() {
         .unwrap();
     desktop.screenshot("09-no-keychain").unwrap();
     desktop.wait_tray("failed", "tray-09-failed").unwrap();
-    quit_app(app).unwrap();
+    desktop.quit_app().unwrap();
     driver.finish();
 }

@@ -7,7 +7,7 @@
 
 use std::process::Stdio;
 use vicifast_app_e2e::{
-    quit_app, save_settings_over, wait_for, Desktop, Registrar, RegistrarOptions, WebDriver, WAIT,
+    save_settings_over, wait_for, Desktop, Registrar, RegistrarOptions, WebDriver, WAIT,
 };
 
 #[test]
@@ -35,7 +35,6 @@ fn lost_and_restored_registration_notify() {
     };
 
     let driver = WebDriver::launch(&desktop, &[], &logs.join("app-notifications.log")).unwrap();
-    let app = driver.app_pid().unwrap();
     save_settings_over(&driver, &registrar, "tcp", &ext, &password).unwrap();
     driver.wait_state("registered", WAIT).unwrap();
     assert!(
@@ -63,7 +62,7 @@ fn lost_and_restored_registration_notify() {
     driver.wait_state("registered", WAIT).unwrap();
     desktop.screenshot("11-registered-again").unwrap();
 
-    quit_app(app).unwrap();
+    desktop.quit_app().unwrap();
     driver.finish();
     let _ = monitor.kill();
     let _ = monitor.wait();

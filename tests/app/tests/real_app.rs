@@ -1,11 +1,13 @@
-//! The real app, end to end, on a private X display, session bus and Secret Service, against a
-//! real Kamailio:
-//! 1. first run: settings entered in the real window register the extension; the password is in
-//!    the Secret Service and not in the settings file; the tray's X window exists;
-//!    Quit (SIGTERM, as at logout) removes the binding before the app exits;
-//! 2. a restart registers from the keychain at once without opening a window; a second launch
-//!    opens the first instance's window (showing `registered` from `get_state`); closing the
-//!    window keeps the app registered in the tray and ends the WebKit processes;
+//! The real app, end to end, on a private X display, session bus, Secret Service and stand-in
+//! panel, against a real Kamailio:
+//! 1. first run: the window (`vicifast`) starts VICIfast in the tray (`vicifast-tray`); settings
+//!    entered in the real window register the extension; the password is in the Secret Service
+//!    and not in the settings file; the tray icon, tooltip and menu follow; the tray menu's Quit
+//!    removes the binding before the app exits, and the window goes with it;
+//! 2. the tray process started alone (as at login) registers from the keychain without a window;
+//!    a second launch opens the window; closing it ends the window process and its web engine
+//!    while the tray process stays registered; the tray menu opens the window, unregisters and
+//!    registers;
 //! 3. Unregister and Register in the window remove and add the binding; a wrong password saved
 //!    in the window shows the wrong-password panel.
 //!
@@ -13,7 +15,7 @@
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 use vicifast_app_e2e::{
-    command_name, process_tree, quit_app, save_settings_in_ui, wait_for, Desktop, Registrar,
+    command_name, process_tree, save_settings_in_ui, wait_for, Desktop, Registrar,
     RegistrarOptions, WebDriver, WAIT,
 };
 
@@ -38,7 +40,6 @@ fn real_app_end_to_end() {
 
     // ---- 1. First run through the real window ----
     let driver = WebDriver::launch(&desktop, &[], &logs.join("app-1-first-run.log")).unwrap();
-    let app = driver.app_pid().unwrap();
     driver
         .wait_true(
             WAIT,
@@ -48,6 +49,7 @@ fn real_app_end_to_end() {
         )
         .unwrap();
     desktop.screenshot("01-first-run-settings").unwrap();
+    let tray = desktop.wait_tray_pid().unwrap();
     driver.click("#f-start_at_login").unwrap();
     save_settings_in_ui(&driver, &registrar, &ext, &password).unwrap();
     driver.wait_state("registered", WAIT).unwrap();
@@ -56,6 +58,18 @@ fn real_app_end_to_end() {
         .wait_tray("registered", "tray-02-registered")
         .unwrap();
     assert_eq!(bindings(&registrar, &ext), 1, "Kamailio holds the binding");
+    let tooltip = desktop.tray().tooltip().unwrap_or_default();
+    assert!(
+        tooltip.contains(&format!("Extension {ext}")) && tooltip.contains("registered"),
+        "tooltip: {tooltip}"
+    );
+    let labels: Vec<String> = desktop
+        .tray()
+        .menu_items()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    assert_eq!(labels, ["Open window", "Unregister", "", "Quit"]);
 
     let config = std::fs::read_to_string(desktop.config_path()).unwrap();
     assert!(config.contains(&ext), "{config}");
@@ -69,8 +83,8 @@ fn real_app_end_to_end() {
         "secret-tool does not find the password"
     );
 
-    // "Start VICIfast when I log in" was applied on save (an XDG autostart entry, which the
-    // autostart plugin puts under $HOME/.config whatever XDG_CONFIG_HOME says).
+    // "Start VICIfast when I log in" was applied on save: an XDG autostart entry (under
+    // $HOME/.config whatever XDG_CONFIG_HOME says) that starts the tray process.
     let autostart = desktop.home().join(".config/autostart");
     let entries: Vec<String> = std::fs::read_dir(&autostart)
         .map(|d| {
@@ -79,65 +93,72 @@ fn real_app_end_to_end() {
         })
         .unwrap_or_default();
     assert!(
-        entries.iter().any(|e| e.contains("vicifast")),
-        "no autostart entry in {}: {entries:?}",
+        entries.iter().any(|e| e.contains("vicifast-tray")),
+        "no autostart entry for vicifast-tray in {}: {entries:?}",
         autostart.display()
     );
 
-    // No StatusNotifier host here: the tray falls back to an X window.
-    let tree = desktop.window_tree();
-    assert!(
-        tree.lines().any(|l| l.to_lowercase().contains("tray")),
-        "no tray window:\n{tree}"
-    );
-
-    quit_app(app).unwrap();
+    // The tray menu's Quit: unregister, then exit; the window closes with it.
+    desktop.click_tray_menu("Quit").unwrap();
     wait_bindings(&registrar, &ext, 0, "Quit to remove the binding");
+    wait_for(WAIT, "the app to exit", || {
+        (desktop.tray_pid().is_none() && desktop.window_pids().is_empty()).then_some(())
+    })
+    .unwrap();
+    assert!(!vicifast_app_e2e::is_running(tray));
     driver.finish();
     let log = std::fs::read_to_string(logs.join("app-1-first-run.log")).unwrap();
     assert!(!log.contains(&password), "the password is in the app's log");
 
-    // ---- 2. Restart: registers from the keychain, no window; tray only ----
+    // ---- 2. At login: the tray process alone registers from the keychain, no window ----
     let mut first = desktop
-        .spawn_app(&[], &logs.join("app-2-restart.log"))
+        .spawn_tray(&[], &logs.join("app-2-restart.log"))
         .unwrap();
     wait_bindings(&registrar, &ext, 1, "registration from the keychain");
-    assert!(!desktop.has_app_window(), "a window opened at start");
-    desktop.screenshot("03-restarted-tray-only").unwrap();
     desktop
         .wait_tray("registered", "tray-03-registered")
         .unwrap();
+    assert!(!desktop.has_app_window(), "a window opened at start");
+    assert!(desktop.window_pids().is_empty(), "a window process started");
+    desktop.screenshot("03-restarted-tray-only").unwrap();
     let tray_only = process_tree(first.id());
 
-    // A second launch hands over to the first instance, which opens its window.
+    // A second launch hands over to the first instance, which opens the window.
     let mut second = desktop
-        .spawn_app(&[], &logs.join("app-2-second-launch.log"))
+        .spawn_tray(&[], &logs.join("app-2-second-launch.log"))
         .unwrap();
     let exited = wait_for(WAIT, "the second instance to exit", || {
         second.try_wait().ok().flatten()
     })
     .unwrap();
     assert!(exited.success(), "second instance: {exited}");
-    wait_for(WAIT, "the first instance's window", || {
+    wait_for(WAIT, "the window", || {
         desktop.has_app_window().then_some(())
     })
     .unwrap();
+    let window = desktop.window_pids();
+    assert_eq!(window.len(), 1, "one window process: {window:?}");
+    // The tray process started the window: it is in the tray process's tree.
     let with_window = process_tree(first.id());
+    assert!(with_window.contains(&window[0]), "{with_window:?}");
     desktop.screenshot("04-second-launch-opens-window").unwrap();
 
-    // Closing the window destroys it (and its WebKit processes); the app stays registered.
+    // Closing the window ends its process and web engine; the app stays registered in the tray.
     desktop.close_app_window_and_wait().unwrap();
-    wait_for(WAIT, "the WebKit processes to end", || {
-        let tree = process_tree(first.id());
-        (!tree
-            .iter()
-            .any(|p| command_name(*p).starts_with("WebKitWeb")))
-        .then_some(())
-    })
+    wait_for(
+        WAIT,
+        "the window process and its WebKit processes to end",
+        || {
+            let gone = with_window
+                .iter()
+                .all(|p| *p == first.id() || !vicifast_app_e2e::is_running(*p));
+            gone.then_some(())
+        },
+    )
     .unwrap();
     assert!(
         first.try_wait().unwrap().is_none(),
-        "the app quit with its window"
+        "the tray process quit with the window"
     );
     assert_eq!(bindings(&registrar, &ext), 1);
     desktop.screenshot("05-closed-to-tray").unwrap();
@@ -149,13 +170,54 @@ fn real_app_end_to_end() {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    quit_app(first.id()).unwrap();
+
+    // The tray opens the window again (menu, then a click on the icon) ...
+    desktop.click_tray_menu("Open window").unwrap();
+    wait_for(WAIT, "the window from the tray menu", || {
+        desktop.has_app_window().then_some(())
+    })
+    .unwrap();
+    desktop.close_app_window_and_wait().unwrap();
+    wait_for(WAIT, "the window process to end", || {
+        desktop.window_pids().is_empty().then_some(())
+    })
+    .unwrap();
+    assert!(desktop.tray().activate(), "the icon did not take the click");
+    wait_for(WAIT, "the window from a click on the icon", || {
+        desktop.has_app_window().then_some(())
+    })
+    .unwrap();
+    desktop.close_app_window_and_wait().unwrap();
+
+    // ... unregisters and registers.
+    desktop.click_tray_menu("Unregister").unwrap();
+    wait_bindings(
+        &registrar,
+        &ext,
+        0,
+        "the tray's Unregister to remove the binding",
+    );
+    desktop
+        .wait_tray("offline", "tray-05-unregistered")
+        .unwrap();
+    desktop.click_tray_menu("Register").unwrap();
+    wait_bindings(
+        &registrar,
+        &ext,
+        1,
+        "the tray's Register to add the binding",
+    );
+    desktop
+        .wait_tray("registered", "tray-05-registered")
+        .unwrap();
+
+    desktop.quit_app().unwrap();
     let _ = first.wait();
     wait_bindings(&registrar, &ext, 0, "Quit to remove the binding");
 
     // ---- 3. A wrong password shows the wrong-password panel ----
-    let driver = WebDriver::launch(&desktop, &["--window"], &logs.join("app-3-wrong.log")).unwrap();
-    let app = driver.app_pid().unwrap();
+    // The window started when the tray process is not running starts it.
+    let driver = WebDriver::launch(&desktop, &[], &logs.join("app-3-wrong.log")).unwrap();
     driver.wait_state("registered", WAIT).unwrap();
 
     // Unregister and Register from the window.
@@ -193,6 +255,6 @@ fn real_app_end_to_end() {
         desktop.keychain_secret("default").as_deref(),
         Some("not-the-password")
     );
-    quit_app(app).unwrap();
+    desktop.quit_app().unwrap();
     driver.finish();
 }

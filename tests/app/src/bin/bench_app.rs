@@ -1,6 +1,7 @@
-//! `make bench-app`: memory of the whole VICIfast app while registered, window open vs closed to
-//! the tray. PSS (proportional set size, /proc/<pid>/smaps_rollup) of the app process and its
-//! WebKit children, so shared libraries are counted once across the tree.
+//! `make bench-app`: memory of the whole VICIfast app while registered: started at login (the
+//! tray process alone), with the window open (plus the window process and its WebKit children),
+//! and closed to the tray again. PSS (proportional set size, /proc/<pid>/smaps_rollup) of every
+//! process, so shared libraries are counted once across them.
 //!
 //! `VICIFAST_APP=<path>` measures another build (e.g. target/release/vicifast).
 //!
@@ -9,13 +10,16 @@
 
 use std::time::Duration;
 use vicifast_app_e2e::{
-    anon_pss_kib, command_name, output_dir, private_kib, process_tree, pss_kib, quit_app,
-    save_settings_in_ui, terminate, wait_for, AppTestError, Desktop, Registrar, RegistrarOptions,
-    WebDriver, WAIT,
+    anon_pss_kib, command_name, output_dir, private_kib, process_tree, pss_kib,
+    save_settings_in_ui, wait_for, AppTestError, Desktop, Registrar, RegistrarOptions, WebDriver,
+    WAIT,
 };
 
 /// Samples per state; the figure is the median.
 const SAMPLES: usize = 5;
+
+/// What the issue measured for a minimal Tauri window with its WebKit processes, in MiB.
+const REFERENCE_MIB: f64 = 256.0;
 
 fn main() {
     if let Err(e) = run() {
@@ -27,8 +31,12 @@ fn main() {
 /// One process: name, PSS, private (USS) and anonymous PSS, in KiB.
 type Part = (String, u64, u64, u64);
 
-fn tree_pss(pid: u32) -> (u64, Vec<Part>) {
-    let parts: Vec<Part> = process_tree(pid)
+fn tree_pss(roots: &[u32]) -> (u64, Vec<Part>) {
+    let mut pids: Vec<u32> = roots.iter().flat_map(|r| process_tree(*r)).collect();
+    // The window process may be the tray process's child: count each process once.
+    pids.sort_unstable();
+    pids.dedup();
+    let parts: Vec<Part> = pids
         .into_iter()
         .map(|p| {
             (
@@ -43,13 +51,13 @@ fn tree_pss(pid: u32) -> (u64, Vec<Part>) {
 }
 
 /// The median of a few samples taken 1 s apart (a measurement interval, not a wait).
-fn measure(pid: u32) -> (u64, Vec<Part>) {
+fn measure(roots: &[u32]) -> (u64, Vec<Part>) {
     let mut samples = Vec::new();
     for i in 0..SAMPLES {
         if i > 0 {
             std::thread::sleep(Duration::from_secs(1));
         }
-        samples.push(tree_pss(pid));
+        samples.push(tree_pss(roots));
     }
     samples.sort_by_key(|s| s.0);
     samples.swap_remove(SAMPLES / 2)
@@ -60,10 +68,11 @@ fn print(label: &str, (total, parts): &(u64, Vec<Part>)) {
     let anon: u64 = parts.iter().map(|(_, _, _, a)| a).sum();
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "{label}: {:.1} MiB PSS ({:.1} MiB private, {:.1} MiB anonymous)",
+        "{label}: {:.1} MiB PSS ({:.1} MiB private, {:.1} MiB anonymous; {:.0}% of the {REFERENCE_MIB:.0} MiB reference)",
         mib(*total),
         mib(private),
-        mib(anon)
+        mib(anon),
+        100.0 * mib(*total) / REFERENCE_MIB
     );
     for (name, pss, uss, anon) in parts {
         println!(
@@ -92,49 +101,55 @@ fn run() -> Result<(), AppTestError> {
 
     // Save the account once through the window, then quit.
     let driver = WebDriver::launch(&desktop, &[], &logs.join("bench-setup.log"))?;
-    let app = driver.app_pid()?;
     save_settings_in_ui(&driver, &registrar, &ext, &password)?;
     driver.wait_state("registered", WAIT)?;
-    quit_app(app)?;
+    desktop.quit_app()?;
     driver.finish();
+    wait_for(WAIT, "the binding to go", registered(0))?;
 
-    // The app as an agent runs it: started with its window, registered from the keychain.
-    let mut child = desktop.spawn_app(&["--window"], &logs.join("bench-app.log"))?;
-    let pid = child.id();
+    // As at login: the tray process alone registers from the keychain.
+    let mut child = desktop.spawn_tray(&[], &logs.join("bench-app.log"))?;
+    let tray = child.id();
     wait_for(WAIT, "registration", registered(1))?;
+    desktop.wait_tray("registered", "bench-tray")?;
+    let at_login = measure(&[tray]);
+
+    // The agent opens the window from the tray.
+    desktop.click_tray_menu("Open window")?;
     wait_for(WAIT, "the window", || {
         desktop.has_app_window().then_some(())
     })?;
+    let window = wait_for(WAIT, "the window process", || {
+        desktop.window_pids().first().copied()
+    })?;
     wait_for(WAIT, "the WebKit web process", || {
-        process_tree(pid)
+        process_tree(window)
             .iter()
             .any(|p| command_name(*p).starts_with("WebKitWeb"))
             .then_some(())
     })?;
-    let open = measure(pid);
+    let open = measure(&[tray, window]);
 
     desktop.close_app_window_and_wait()?;
-    wait_for(WAIT, "the WebKit web process to end", || {
-        (!process_tree(pid)
-            .iter()
-            .any(|p| command_name(*p).starts_with("WebKitWeb")))
-        .then_some(())
+    wait_for(WAIT, "the window process to end", || {
+        desktop.window_pids().is_empty().then_some(())
     })?;
-    let closed = measure(pid);
+    let closed = measure(&[tray]);
 
     println!(
-        "VICIfast app memory while registered ({}, median of {SAMPLES} samples):",
+        "VICIfast app memory while registered ({} and {}, median of {SAMPLES} samples):",
+        vicifast_app_e2e::tray_binary().display(),
         vicifast_app_e2e::app_binary().display()
     );
+    print("started at login (tray only)", &at_login);
     print("window open", &open);
     print("closed to tray", &closed);
     println!(
-        "(PSS splits shared pages among the processes mapping them: when the web process ends, \
-         the app's share of WebKit's libraries grows, so compare the totals. Anonymous memory is \
-         what the processes allocated; the rest is mapped library code and data.)"
+        "(PSS splits shared pages among the processes mapping them, so compare the totals. \
+         Anonymous memory is what the processes allocated; the rest is mapped library code and data.)"
     );
 
-    terminate(pid);
+    desktop.quit_app()?;
     wait_for(WAIT, "the app to quit", || child.try_wait().ok().flatten())?;
     Ok(())
 }

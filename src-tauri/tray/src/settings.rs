@@ -1,6 +1,7 @@
 //! The settings form as the window sends it (`Settings` in the IPC contract), and how it maps to
 //! the saved account.
 
+use crate::error::CommandError;
 use serde::{Deserialize, Serialize};
 use vicifast_accounts::{AccountSettings, Settings};
 use vicifast_engine::Transport;
@@ -70,6 +71,17 @@ pub fn apply(current: &Settings, form: &UiSettings) -> Settings {
         start_at_login: form.start_at_login,
         accounts,
     }
+}
+
+/// [`apply`], then checks the account as the engine will: an error names the field at fault.
+pub fn validated(current: &Settings, form: &UiSettings) -> Result<Settings, CommandError> {
+    let updated = apply(current, form);
+    if let Some(account) = account(&updated) {
+        account
+            .to_config()
+            .map_err(|e| CommandError::invalid(e.field, e.message))?;
+    }
+    Ok(updated)
 }
 
 fn non_empty(value: &Option<String>) -> Option<String> {

@@ -1,12 +1,12 @@
 //! Runs the registration engine for the app's account and forwards what it reports to the
 //! window (`status`, `timeline`, `trace` events), the tray and desktop notifications.
 
+use crate::app::App;
 use crate::error::CommandError;
+use crate::notifications;
 use crate::settings::{self, UiSettings, ACCOUNT};
-use crate::state::Shared;
-use crate::{notifications, timeline, tray};
+use crate::timeline;
 use std::sync::Arc;
-use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tokio::sync::Mutex;
 use vicifast_accounts::{Keychain, KeychainError};
 use vicifast_engine::{
@@ -22,12 +22,12 @@ pub struct Engine {
 
 struct Running {
     registration: Registration,
-    forwarder: tauri::async_runtime::JoinHandle<()>,
+    forwarder: tokio::task::JoinHandle<()>,
     /// The settings it runs with, to tell a password change from a new configuration.
     settings: UiSettings,
 }
 
-/// The OS keychain (or a stand-in in tests), managed by Tauri.
+/// The OS keychain (or a stand-in in tests).
 pub struct Secrets(pub Arc<dyn Keychain>);
 
 impl Secrets {
@@ -37,7 +37,7 @@ impl Secrets {
         call: impl FnOnce(&dyn Keychain) -> T + Send + 'static,
     ) -> Result<T, CommandError> {
         let keychain = Arc::clone(&self.0);
-        tauri::async_runtime::spawn_blocking(move || call(keychain.as_ref()))
+        tokio::task::spawn_blocking(move || call(keychain.as_ref()))
             .await
             .map_err(|e| {
                 CommandError::new(
@@ -58,14 +58,9 @@ impl Engine {
     /// running registration. Unless `fresh`, a running registration with the same settings only
     /// gets the password again (and retries at once if it had given up). `fresh` (a new password
     /// was saved) re-registers at once, so a wrong password shows now, not at the next refresh.
-    pub async fn start<R: Runtime>(
-        &self,
-        app: &AppHandle<R>,
-        fresh: bool,
-    ) -> Result<(), CommandError> {
-        let shared = app.state::<Shared>();
+    pub async fn start(&self, app: &Arc<App>, fresh: bool) -> Result<(), CommandError> {
         let (account, form) = {
-            let view = shared.view();
+            let view = app.view();
             let saved = view.settings.as_ref();
             let account = saved.and_then(settings::account).cloned();
             let form = saved.and_then(settings::to_ui);
@@ -104,8 +99,8 @@ impl Engine {
             ca_file: account.ca_file.clone(),
         };
         let (registration, mut events) = Registration::start(config, password, options);
-        let handle = app.clone();
-        let forwarder = tauri::async_runtime::spawn(async move {
+        let handle = Arc::clone(app);
+        let forwarder = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 forward(&handle, event);
             }
@@ -115,17 +110,17 @@ impl Engine {
             forwarder,
             settings: form,
         });
-        shared.view().active = true;
-        tray::refresh(app);
+        app.view().active = true;
+        app.refresh_tray();
         Ok(())
     }
 
     /// "Register" pressed: try again now if running, else start.
-    pub async fn register<R: Runtime>(&self, app: &AppHandle<R>) -> Result<(), CommandError> {
+    pub async fn register(&self, app: &Arc<App>) -> Result<(), CommandError> {
         {
             let running = self.running.lock().await;
             if let Some(r) = running.as_ref() {
-                let failed = app.state::<Shared>().view().state == Some(RegistrationState::Failed);
+                let failed = app.view().state == Some(RegistrationState::Failed);
                 if failed {
                     // A permanent failure needs the (maybe new) password; it retries at once.
                     drop(running);
@@ -139,13 +134,13 @@ impl Engine {
     }
 
     /// Removes the binding and stops; waits for the engine to finish.
-    pub async fn stop<R: Runtime>(&self, app: &AppHandle<R>) {
+    pub async fn stop(&self, app: &Arc<App>) {
         let old = self.running.lock().await.take();
         if let Some(old) = old {
             old.stop().await;
         }
-        app.state::<Shared>().view().active = false;
-        tray::refresh(app);
+        app.view().active = false;
+        app.refresh_tray();
     }
 }
 
@@ -157,18 +152,15 @@ impl Running {
     }
 }
 
-async fn read_password<R: Runtime>(app: &AppHandle<R>) -> Result<Password, CommandError> {
-    let found = app
-        .state::<Secrets>()
-        .run(|keychain| keychain.get(ACCOUNT))
-        .await?;
+async fn read_password(app: &App) -> Result<Password, CommandError> {
+    let found = app.secrets().run(|keychain| keychain.get(ACCOUNT)).await?;
     match found {
         Ok(Some(p)) => {
-            app.state::<Shared>().view().has_password = true;
+            app.view().has_password = true;
             Ok(p)
         }
         Ok(None) => {
-            app.state::<Shared>().view().has_password = false;
+            app.view().has_password = false;
             Err(CommandError::new(
                 "credentials",
                 "No password is saved for this extension. Enter it in Settings.",
@@ -179,7 +171,7 @@ async fn read_password<R: Runtime>(app: &AppHandle<R>) -> Result<Password, Comma
 }
 
 /// Shows "the password could not be read" as the status (problem code `credentials`).
-pub fn credentials_problem<R: Runtime>(app: &AppHandle<R>, form: &UiSettings, detail: &str) {
+pub fn credentials_problem(app: &App, form: &UiSettings, detail: &str) {
     let status = Stamped::now(Status {
         problem: Some(Problem::new(ProblemCode::Credentials, detail)),
         ..Status::without_flow(
@@ -193,12 +185,11 @@ pub fn credentials_problem<R: Runtime>(app: &AppHandle<R>, form: &UiSettings, de
 }
 
 /// Updates the state from one engine event and tells the window, the tray and the user.
-pub fn forward<R: Runtime>(app: &AppHandle<R>, event: EngineEvent) {
-    let shared = app.state::<Shared>();
+pub fn forward(app: &App, event: EngineEvent) {
     match event {
         EngineEvent::Status(status) => {
             let (entry, notice, tray_changed) = {
-                let mut view = shared.view();
+                let mut view = app.view();
                 let previous = view.state;
                 let old_tray = view.tray();
                 let entry = timeline::from_status(previous, &status);
@@ -209,25 +200,25 @@ pub fn forward<R: Runtime>(app: &AppHandle<R>, event: EngineEvent) {
                 let notice = notifications::on_status(&mut view, previous, &status.inner);
                 (entry, notice, view.tray() != old_tray)
             };
-            let _ = app.emit("status", &status);
+            app.emit("status", &status);
             if let Some(e) = entry {
-                let _ = app.emit("timeline", &e);
+                app.emit("timeline", &e);
             }
             if tray_changed {
-                tray::refresh(app);
+                app.refresh_tray();
             }
             if let Some(n) = notice {
-                notifications::show(app, &n);
+                notifications::show(&n);
             }
         }
         EngineEvent::IncomingCall(call) => {
             let entry = timeline::from_call(&call);
-            shared.view().push_timeline(entry.clone());
-            let _ = app.emit("timeline", &entry);
+            app.view().push_timeline(entry.clone());
+            app.emit("timeline", &entry);
         }
         EngineEvent::Trace(trace) => {
-            shared.view().push_trace(trace.clone());
-            let _ = app.emit("trace", &trace);
+            app.view().push_trace(trace.clone());
+            app.emit("trace", &trace);
         }
         _ => {}
     }

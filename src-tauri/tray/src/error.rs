@@ -1,24 +1,24 @@
 //! Errors a command rejects with: `{code, message, field?}` on the wire (docs/ipc-contract.md).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// Why a command failed, in words for the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+/// Why a command failed, in words for the call-center agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct CommandError {
     /// Stable, machine-readable: `invalid`, `settings_file`, `credentials`, `not_configured`,
-    /// `no_password`, `autostart`.
-    pub code: &'static str,
+    /// `no_password`, `autostart`, `unreachable` (the window cannot reach the tray process).
+    pub code: String,
     pub message: String,
     /// The settings field at fault, for validation errors.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
 
 impl CommandError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
         Self {
-            code,
+            code: code.to_owned(),
             message: message.into(),
             field: None,
         }
@@ -26,7 +26,7 @@ impl CommandError {
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            code: "invalid",
+            code: "invalid".to_owned(),
             message: message.into(),
             field: Some(field.into()),
         }

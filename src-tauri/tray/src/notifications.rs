@@ -1,8 +1,6 @@
 //! Desktop notifications: when the registration is lost, and when it is back.
 
 use crate::state::View;
-use tauri::{AppHandle, Runtime};
-use tauri_plugin_notification::NotificationExt;
 use vicifast_engine::{Cause, RegistrationState, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,16 +47,20 @@ pub fn on_status(
     }
 }
 
-pub fn show<R: Runtime>(app: &AppHandle<R>, notice: &Notice) {
-    if let Err(e) = app
-        .notification()
-        .builder()
-        .title(&notice.title)
-        .body(&notice.body)
-        .show()
-    {
-        tracing::warn!("desktop notification not shown: {e}");
-    }
+/// Shows the notice through the desktop's notification service, off the async threads (it may
+/// wait on D-Bus).
+pub fn show(notice: &Notice) {
+    let notice = notice.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = notify_rust::Notification::new()
+            .appname("VICIfast")
+            .summary(&notice.title)
+            .body(&notice.body)
+            .show()
+        {
+            tracing::warn!("desktop notification not shown: {e}");
+        }
+    });
 }
 
 #[cfg(test)]

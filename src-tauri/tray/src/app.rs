@@ -1,0 +1,399 @@
+//! The tray process's state and what it can be asked to do: the window's commands (over the
+//! local socket), the tray menu's actions, and start-up from the saved settings.
+
+use crate::error::CommandError;
+use crate::registration::{keychain_message, Engine, Secrets};
+use crate::settings::{self, UiSettings, ACCOUNT};
+use crate::state::{self, Shared, TrayView, UiState, View};
+use crate::{autostart, network, window};
+use serde::Serialize;
+use std::sync::{Arc, MutexGuard};
+use tokio::sync::{broadcast, watch};
+use vicifast_accounts::{ConfigStore, Keychain, Settings};
+use vicifast_engine::Stamped;
+
+/// How many window events may wait for a slow window before it misses some.
+const EVENT_BACKLOG: usize = 512;
+
+/// An event for the window: its name (`status`, `timeline`, `trace`, `focus`) and payload.
+#[derive(Debug, Clone)]
+pub struct WindowEvent {
+    pub name: &'static str,
+    pub payload: serde_json::Value,
+}
+
+/// Everything the tray process knows and runs.
+pub struct App {
+    shared: Shared,
+    engine: Engine,
+    /// Where settings are saved; `Err` when no location could be found (no home directory).
+    store: Result<ConfigStore, String>,
+    secrets: Secrets,
+    events: broadcast::Sender<WindowEvent>,
+    tray: watch::Sender<TrayView>,
+    quit: watch::Sender<bool>,
+    window: window::Launcher,
+    /// Whether saving settings changes the login items (off in tests).
+    manage_autostart: bool,
+}
+
+impl App {
+    pub fn new(
+        store: Result<ConfigStore, String>,
+        keychain: Arc<dyn Keychain>,
+        window: window::Launcher,
+        manage_autostart: bool,
+    ) -> Arc<App> {
+        let shared = Shared::default();
+        let tray = watch::Sender::new(shared.view().tray());
+        Arc::new(App {
+            shared,
+            engine: Engine::default(),
+            store,
+            secrets: Secrets(keychain),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            tray,
+            quit: watch::Sender::new(false),
+            window,
+            manage_autostart,
+        })
+    }
+
+    /// Locks the view.
+    pub fn view(&self) -> MutexGuard<'_, View> {
+        self.shared.view()
+    }
+
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    /// Sends an event to every window listening.
+    pub fn emit(&self, name: &'static str, payload: &impl Serialize) {
+        match serde_json::to_value(payload) {
+            // No window listening is the usual case, not an error.
+            Ok(payload) => drop(self.events.send(WindowEvent { name, payload })),
+            Err(e) => tracing::warn!("event `{name}` not sent: {e}"),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<WindowEvent> {
+        self.events.subscribe()
+    }
+
+    /// What the tray shows, for its platform front end.
+    pub fn tray_views(&self) -> watch::Receiver<TrayView> {
+        self.tray.subscribe()
+    }
+
+    /// Brings the tray in line with the state.
+    pub fn refresh_tray(&self) {
+        let view = self.view().tray();
+        self.tray.send_if_modified(|shown| {
+            let changed = *shown != view;
+            *shown = view;
+            changed
+        });
+    }
+
+    /// Resolves once Quit was asked for.
+    pub async fn quit_requested(&self) {
+        let mut quit = self.quit.subscribe();
+        let _ = quit.wait_for(|q| *q).await;
+    }
+
+    /// Tray Quit, SIGTERM, logout: unregister (waiting for the engine), then let `run` return.
+    pub async fn quit(self: &Arc<Self>) {
+        self.engine.stop(self).await;
+        self.quit.send_replace(true);
+    }
+
+    /// Shows the window: focuses the open one, or starts the window process.
+    pub fn open_window(&self) {
+        if self.events.receiver_count() > 0 || self.window.is_running() {
+            self.emit("focus", &());
+        } else {
+            self.window.launch();
+        }
+    }
+
+    /// The whole state, for a window that was just (re)created. Fails with `settings_file` when
+    /// the settings file cannot be used: the window then shows that message instead of a
+    /// first-run form that would invite overwriting the file.
+    pub fn get_state(&self) -> Result<UiState, CommandError> {
+        let view = self.view();
+        if let Some(problem) = view.settings_problem.clone() {
+            return Err(CommandError::new("settings_file", problem));
+        }
+        let interface = view
+            .local_address
+            .as_deref()
+            .and_then(network::interface_of);
+        Ok(view.ui_state(interface))
+    }
+
+    /// Saves the form (the window has already put a new password in the keychain, if there was
+    /// one), then registers with it.
+    pub async fn save_settings(
+        self: &Arc<Self>,
+        form: UiSettings,
+        password_saved: bool,
+    ) -> Result<UiState, CommandError> {
+        let current = {
+            let view = self.view();
+            if let Some(problem) = &view.settings_problem {
+                return Err(CommandError::new(
+                    "settings_file",
+                    format!("The settings file cannot be used, so nothing was saved: {problem}"),
+                ));
+            }
+            view.settings.clone().unwrap_or_default()
+        };
+        let store = self.store.clone().map_err(|e| {
+            CommandError::new("settings_file", format!("Settings cannot be saved: {e}"))
+        })?;
+        let saved_form = form.clone();
+        let updated = self
+            .secrets
+            .run(move |keychain| persist(&current, &saved_form, keychain, &store))
+            .await??;
+        {
+            let mut view = self.view();
+            view.settings = Some(updated);
+            view.has_password = true;
+        }
+        if self.manage_autostart {
+            autostart::apply(form.start_at_login);
+        }
+        self.refresh_tray();
+
+        if let Err(e) = self.engine.start(self, password_saved).await {
+            // Shown as the status (e.g. the keychain could not give the password back).
+            tracing::warn!("registration not started after saving: {e}");
+        }
+        self.get_state()
+    }
+
+    pub async fn register(self: &Arc<Self>) -> Result<(), CommandError> {
+        self.engine.register(self).await
+    }
+
+    pub async fn unregister(self: &Arc<Self>) {
+        self.engine.stop(self).await;
+    }
+
+    pub fn clear_trace(&self) {
+        self.view().trace.clear();
+    }
+
+    /// The tray's Register/Unregister item.
+    pub async fn toggle_registration(self: &Arc<Self>) {
+        let offer_register = self.view().tray().offer_register;
+        if !offer_register {
+            self.engine.stop(self).await;
+        } else if let Err(e) = self.engine.register(self).await {
+            // Not set up, or no password: the window says what to do.
+            tracing::warn!("register from the tray: {e}");
+            self.open_window();
+        }
+    }
+
+    /// Loads the settings and registers at once when an account and its password are saved.
+    /// Returns whether the window should open (first run, a settings or keychain problem).
+    pub async fn start(self: &Arc<Self>) -> bool {
+        let loaded = match &self.store {
+            Ok(store) => store
+                .load()
+                .map_err(|e| (store.path().display().to_string(), e.to_string())),
+            Err(e) => Err((String::new(), e.clone())),
+        };
+        let has_account = match loaded {
+            Ok(settings) => {
+                let has = settings::account(&settings).is_some();
+                self.view().settings = Some(settings);
+                has
+            }
+            Err((path, detail)) => {
+                self.settings_problem(&path, &detail);
+                false
+            }
+        };
+        self.refresh_tray();
+        if !has_account {
+            return true;
+        }
+        match self.engine.start(self, false).await {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::warn!("not registering at start: {e}");
+                true
+            }
+        }
+    }
+
+    /// A settings file that cannot be used is shown as the status; it is never overwritten.
+    fn settings_problem(&self, path: &str, detail: &str) {
+        let action = if path.is_empty() {
+            "Ask your administrator for help, then restart VICIfast.".to_owned()
+        } else {
+            format!(
+                "VICIfast left the file as it is. Ask your administrator to repair or remove {path}, then restart VICIfast."
+            )
+        };
+        let status = serde_json::json!({
+            "at": Stamped::now(()).at,
+            "account": ACCOUNT,
+            "state": "failed",
+            "cause": "failed",
+            "contact": null, "server": null, "transport": "udp", "local_address": null,
+            "expires_in": null, "next_refresh_in": null, "next_attempt_in": null,
+            "problem": {
+                "code": "settings_file",
+                "message": "The settings file could not be read.",
+                "action": action,
+                "detail": detail,
+            },
+            "bindings": [],
+        });
+        let mut view = self.view();
+        view.settings_problem = Some(detail.to_owned());
+        view.problem_words = Some(state::problem_words("settings_file").to_owned());
+        view.status = Some(status);
+    }
+}
+
+/// Checks the form, checks the keychain holds a password, then writes the settings file.
+/// Nothing is written when the form is invalid; the password never goes to the file. Blocking
+/// (keychain, disk).
+fn persist(
+    current: &Settings,
+    form: &UiSettings,
+    keychain: &dyn Keychain,
+    store: &ConfigStore,
+) -> Result<Settings, CommandError> {
+    let updated = settings::validated(current, form)?;
+    match keychain.get(ACCOUNT) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(CommandError::invalid(
+                "password",
+                "Enter the password for this extension.",
+            ))
+        }
+        Err(e) => return Err(CommandError::new("credentials", keychain_message(&e))),
+    }
+    store.save(&updated).map_err(|e| {
+        CommandError::new(
+            "settings_file",
+            format!("The settings could not be saved: {e}"),
+        )
+    })?;
+    Ok(updated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vicifast_accounts::{KeychainError, MemoryKeychain};
+    use vicifast_engine::{Password, Transport};
+
+    fn form(server: &str) -> UiSettings {
+        UiSettings {
+            server: server.to_owned(),
+            extension: "101".to_owned(),
+            auth_user: None,
+            domain: None,
+            transport: Transport::Udp,
+            port: None,
+            outbound_proxy: None,
+            expires: 300,
+            start_at_login: false,
+        }
+    }
+
+    fn temp_store() -> (tempfile::TempDir, ConfigStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ConfigStore::new(dir.path().join("config.toml"));
+        (dir, store)
+    }
+
+    #[test]
+    fn saves_settings_and_keeps_the_password_out_of_the_file() {
+        let (_dir, store) = temp_store();
+        let keychain = MemoryKeychain::default();
+        assert!(keychain.set(ACCOUNT, &Password::new("s3cret-pw")).is_ok());
+        let saved = persist(
+            &Settings::default(),
+            &form("pbx.example.com"),
+            &keychain,
+            &store,
+        );
+        assert!(saved.is_ok(), "{saved:?}");
+        let file = std::fs::read_to_string(store.path()).unwrap_or_default();
+        assert!(file.contains("pbx.example.com"), "{file}");
+        assert!(!file.contains("s3cret-pw"), "{file}");
+    }
+
+    #[test]
+    fn no_password_anywhere_is_a_password_field_error() {
+        let (_dir, store) = temp_store();
+        let err = persist(
+            &Settings::default(),
+            &form("pbx.example.com"),
+            &MemoryKeychain::default(),
+            &store,
+        )
+        .err();
+        assert_eq!(err.as_ref().map(|e| e.code.as_str()), Some("invalid"));
+        assert_eq!(err.and_then(|e| e.field).as_deref(), Some("password"));
+        assert!(!store.path().exists(), "nothing is written");
+    }
+
+    #[test]
+    fn invalid_settings_name_the_field_and_write_nothing() {
+        let (_dir, store) = temp_store();
+        let keychain = MemoryKeychain::default();
+        assert!(keychain.set(ACCOUNT, &Password::new("pw")).is_ok());
+        let err = persist(&Settings::default(), &form(""), &keychain, &store).err();
+        assert_eq!(err.and_then(|e| e.field).as_deref(), Some("server"));
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn a_locked_keychain_is_a_credentials_error() {
+        let (_dir, store) = temp_store();
+        let keychain = MemoryKeychain::failing(KeychainError::Locked("test".to_owned()));
+        let err = persist(
+            &Settings::default(),
+            &form("pbx.example.com"),
+            &keychain,
+            &store,
+        )
+        .err();
+        assert_eq!(err.as_ref().map(|e| e.code.as_str()), Some("credentials"));
+        assert!(err.is_some_and(|e| e.message.contains("locked")));
+        assert!(!store.path().exists());
+    }
+
+    #[tokio::test]
+    async fn a_damaged_settings_file_is_reported_and_never_written() {
+        let (_dir, store) = temp_store();
+        assert!(std::fs::write(store.path(), "this is [not toml").is_ok());
+        let app = App::new(
+            Ok(store.clone()),
+            Arc::new(MemoryKeychain::default()),
+            window::Launcher::disabled(),
+            false,
+        );
+        assert!(app.start().await, "the window opens to say so");
+        let err = app.get_state().err();
+        assert_eq!(err.map(|e| e.code), Some("settings_file".to_owned()));
+        let saved = app.save_settings(form("pbx.example.com"), true).await.err();
+        assert_eq!(saved.map(|e| e.code), Some("settings_file".to_owned()));
+        assert_eq!(
+            std::fs::read_to_string(store.path()).ok().as_deref(),
+            Some("this is [not toml")
+        );
+        assert!(app.view().tray().tooltip.contains("settings file"));
+    }
+}

@@ -1,0 +1,164 @@
+//! VICIfast in the tray: the process that runs all day. It keeps the agent's extension
+//! registered (the [`registration`] engine), shows the state in the [`tray`] and in desktop
+//! [`notifications`], and serves the window process over a local socket ([`ipc`]).
+//!
+//! The window is a separate process (`vicifast`, Tauri with its web engine) started on demand
+//! and gone when its window closes: a web engine costs far more memory than everything here, so
+//! it must not stay resident. This process links no web engine and, on Linux, no GUI toolkit.
+
+pub mod app;
+mod autostart;
+pub mod error;
+pub mod ipc;
+mod network;
+mod notifications;
+mod registration;
+pub mod settings;
+pub mod state;
+mod timeline;
+pub mod tray;
+pub mod window;
+
+use app::App;
+use interprocess::local_socket::ListenerOptions;
+use std::sync::Arc;
+use vicifast_accounts::{ConfigStore, OsKeychain};
+
+/// Open the window at start even when registering from saved settings.
+pub const WINDOW_FLAG: &str = "--window";
+/// Never open the window at start (the window process starts this process with it).
+pub const NO_WINDOW_FLAG: &str = "--no-window";
+
+const USAGE: &str = "usage: vicifast-tray [--window | --no-window]
+Keeps your phone extension registered from the system tray. A second launch opens the window.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WindowAtStart {
+    /// Only when there is something to set up or fix.
+    WhenNeeded,
+    Always,
+    Never,
+}
+
+pub fn run() {
+    init_logging();
+    let mut window_at_start = WindowAtStart::WhenNeeded;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            WINDOW_FLAG => window_at_start = WindowAtStart::Always,
+            NO_WINDOW_FLAG => window_at_start = WindowAtStart::Never,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return;
+            }
+            other => {
+                eprintln!("vicifast-tray: unknown argument `{other}`\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("VICIfast could not start: {e}");
+            std::process::exit(1);
+        }
+    };
+
+    // One instance per user: a second launch asks the first to show its window.
+    let listener = match runtime.block_on(claim_single_instance(window_at_start)) {
+        Ok(Some(listener)) => listener,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!("VICIfast could not start: {e}");
+            std::process::exit(1);
+        }
+    };
+
+    let store = ConfigStore::default_location().map_err(|e| e.to_string());
+    let app = App::new(
+        store,
+        Arc::new(OsKeychain),
+        window::Launcher::beside_current_exe(),
+        true,
+    );
+    let main_app = Arc::clone(&app);
+    let main = async move {
+        let app = main_app;
+        tokio::spawn(ipc::server::serve(listener, Arc::clone(&app)));
+        tokio::spawn(quit_on_signals(Arc::clone(&app)));
+        let needs_window = app.start().await;
+        if window_at_start == WindowAtStart::Always
+            || (needs_window && window_at_start == WindowAtStart::WhenNeeded)
+        {
+            app.open_window();
+        }
+        app.quit_requested().await;
+        tracing::info!("quitting");
+    };
+    tray::run_main_loop(runtime, app, main);
+}
+
+/// `Ok(None)`: another instance is running (and was asked to open its window).
+async fn claim_single_instance(
+    window_at_start: WindowAtStart,
+) -> Result<Option<interprocess::local_socket::tokio::Listener>, String> {
+    if let Ok((mut reader, mut writer)) = ipc::connect().await {
+        if window_at_start != WindowAtStart::Never {
+            let request = ipc::Request {
+                id: 1,
+                call: ipc::Call::OpenWindow,
+            };
+            writer.send(&request).await.map_err(|e| e.to_string())?;
+            let _ = reader.next::<ipc::ToWindow>().await;
+            eprintln!("VICIfast is already running; its window was asked to open.");
+        }
+        return Ok(None);
+    }
+    let name = ipc::endpoint().map_err(|e| format!("no place for the local socket: {e}"))?;
+    // Nobody answered: a socket file left by a crash is replaced.
+    ListenerOptions::new()
+        .name(name)
+        .try_overwrite(true)
+        .create_tokio()
+        .map(Some)
+        .map_err(|e| format!("cannot listen on the local socket: {e}"))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// SIGTERM (logout, shutdown) and SIGINT / Ctrl+C quit like the tray's Quit: unregister, exit.
+async fn quit_on_signals(app: Arc<App>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!("cannot watch for SIGTERM/SIGINT");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    tracing::info!("signal received: unregistering, then quitting");
+    app.quit().await;
+}

@@ -1,0 +1,138 @@
+//! macOS and Windows: the native tray icon (`tray-icon`), which must live on the main thread and
+//! needs that thread's event loop (`tao`). The async side runs on the tokio runtime's threads and
+//! talks to the loop through its proxy.
+
+use super::{handle_actions, icon, toggle_text, TrayAction, OPEN_WINDOW, QUIT};
+use crate::app::App;
+use crate::state::TrayView;
+use std::future::Future;
+use std::sync::Arc;
+use tao::event::{Event, StartCause};
+use tao::event_loop::{ControlFlow, EventLoopBuilder};
+use tokio::sync::mpsc;
+use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
+use tray_icon::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
+
+enum LoopEvent {
+    Show(TrayView),
+    Menu(MenuEvent),
+    Icon(TrayIconEvent),
+    Done,
+}
+
+fn native_icon(view: &TrayView) -> Option<tray_icon::Icon> {
+    let icon = icon(view.look)?;
+    tray_icon::Icon::from_rgba(icon.rgba.clone(), icon.width, icon.height).ok()
+}
+
+/// Runs `main` on `runtime` while the main thread runs the tray's event loop; the process exits
+/// when `main` returns.
+pub fn run_main_loop(
+    runtime: tokio::runtime::Runtime,
+    app: Arc<App>,
+    main: impl Future<Output = ()> + Send + 'static,
+) {
+    let event_loop = EventLoopBuilder::<LoopEvent>::with_user_event().build();
+    let proxy = event_loop.create_proxy();
+    let menu_proxy = proxy.clone();
+    MenuEvent::set_event_handler(Some(move |e| {
+        let _ = menu_proxy.send_event(LoopEvent::Menu(e));
+    }));
+    let icon_proxy = proxy.clone();
+    TrayIconEvent::set_event_handler(Some(move |e| {
+        let _ = icon_proxy.send_event(LoopEvent::Icon(e));
+    }));
+
+    let (actions, requests) = mpsc::unbounded_channel();
+    runtime.spawn(handle_actions(Arc::clone(&app), requests));
+    let mut views = app.tray_views();
+    let view_proxy = proxy.clone();
+    runtime.spawn(async move {
+        loop {
+            let view = views.borrow_and_update().clone();
+            if view_proxy.send_event(LoopEvent::Show(view)).is_err()
+                || views.changed().await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    runtime.spawn(async move {
+        main.await;
+        let _ = proxy.send_event(LoopEvent::Done);
+    });
+
+    let open = MenuItem::new(OPEN_WINDOW, true, None);
+    let toggle = MenuItem::new("Register", true, None);
+    let quit = MenuItem::new(QUIT, true, None);
+    let mut tray: Option<TrayIcon> = None;
+    let mut view = app.tray_views().borrow().clone();
+    event_loop.run(move |event, _, control_flow| {
+        // The runtime lives as long as the loop (which never returns).
+        let _ = &runtime;
+        *control_flow = ControlFlow::Wait;
+        match event {
+            // macOS wants the icon made once the loop runs.
+            Event::NewEvents(StartCause::Init) => {
+                let menu = Menu::new();
+                let built = menu
+                    .append_items(&[&open, &toggle, &PredefinedMenuItem::separator(), &quit])
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        let mut builder = TrayIconBuilder::new()
+                            .with_menu(Box::new(menu))
+                            .with_tooltip(&view.tooltip)
+                            .with_menu_on_left_click(false);
+                        if let Some(icon) = native_icon(&view) {
+                            builder = builder.with_icon(icon);
+                        }
+                        builder.build().map_err(|e| e.to_string())
+                    });
+                match built {
+                    Ok(icon) => tray = Some(icon),
+                    Err(e) => {
+                        tracing::error!("no tray icon: {e}");
+                        let _ = actions.send(TrayAction::OpenWindow);
+                    }
+                }
+                toggle.set_text(toggle_text(&view));
+            }
+            Event::UserEvent(LoopEvent::Show(new)) => {
+                view = new;
+                if let Some(tray) = tray.as_mut() {
+                    if let Err(e) = tray.set_icon(native_icon(&view)) {
+                        tracing::warn!("tray icon not updated: {e}");
+                    }
+                    let _ = tray.set_tooltip(Some(&view.tooltip));
+                }
+                toggle.set_text(toggle_text(&view));
+            }
+            Event::UserEvent(LoopEvent::Menu(e)) => {
+                let action = if e.id == *open.id() {
+                    Some(TrayAction::OpenWindow)
+                } else if e.id == *toggle.id() {
+                    Some(TrayAction::ToggleRegistration)
+                } else if e.id == *quit.id() {
+                    Some(TrayAction::Quit)
+                } else {
+                    None
+                };
+                if let Some(action) = action {
+                    let _ = actions.send(action);
+                }
+            }
+            Event::UserEvent(LoopEvent::Icon(TrayIconEvent::Click {
+                button: MouseButton::Left,
+                button_state: MouseButtonState::Up,
+                ..
+            })) => {
+                let _ = actions.send(TrayAction::OpenWindow);
+            }
+            Event::UserEvent(LoopEvent::Done) => {
+                tray = None;
+                *control_flow = ControlFlow::Exit;
+            }
+            _ => {}
+        }
+    });
+}

@@ -20,6 +20,7 @@ pub mod tray;
 pub mod window;
 
 use app::App;
+use interprocess::local_socket::tokio::Listener;
 use interprocess::local_socket::ListenerOptions;
 use std::sync::Arc;
 use vicifast_accounts::{ConfigStore, OsKeychain};
@@ -70,8 +71,9 @@ pub fn run() {
     };
 
     // One instance per user: a second launch asks the first to show its window.
-    let listener = match runtime.block_on(claim_single_instance(window_at_start)) {
-        Ok(Some(listener)) => listener,
+    let (listener, _instance_lock) = match runtime.block_on(claim_single_instance(window_at_start))
+    {
+        Ok(Some(claimed)) => claimed,
         Ok(None) => return,
         Err(e) => {
             eprintln!("VICIfast could not start: {e}");
@@ -104,29 +106,59 @@ pub fn run() {
 }
 
 /// `Ok(None)`: another instance is running (and was asked to open its window).
+///
+/// The instance is the holder of an exclusive lock on a file beside the socket: two launches at
+/// the same moment (the login item and the agent opening the window) cannot both win, and a
+/// socket file left by a crash (no lock holder) is simply replaced.
 async fn claim_single_instance(
     window_at_start: WindowAtStart,
-) -> Result<Option<interprocess::local_socket::tokio::Listener>, String> {
-    if let Ok((mut reader, mut writer)) = ipc::connect().await {
-        if window_at_start != WindowAtStart::Never {
-            let request = ipc::Request {
-                id: 1,
-                call: ipc::Call::OpenWindow,
-            };
-            writer.send(&request).await.map_err(|e| e.to_string())?;
-            let _ = reader.next::<ipc::ToWindow>().await;
-            eprintln!("VICIfast is already running; its window was asked to open.");
+) -> Result<Option<(Listener, std::fs::File)>, String> {
+    let lock_path = ipc::lock_path().map_err(|e| format!("no place for the lock file: {e}"))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            hand_over(window_at_start).await;
+            return Ok(None);
         }
-        return Ok(None);
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(format!("cannot lock {}: {e}", lock_path.display()))
+        }
     }
     let name = ipc::endpoint().map_err(|e| format!("no place for the local socket: {e}"))?;
-    // Nobody answered: a socket file left by a crash is replaced.
     ListenerOptions::new()
         .name(name)
         .try_overwrite(true)
         .create_tokio()
-        .map(Some)
+        .map(|listener| Some((listener, lock)))
         .map_err(|e| format!("cannot listen on the local socket: {e}"))
+}
+
+/// Asks the running instance to open its window (it may still be starting: a few tries).
+async fn hand_over(window_at_start: WindowAtStart) {
+    if window_at_start == WindowAtStart::Never {
+        return;
+    }
+    for _ in 0..50 {
+        if let Ok((mut reader, mut writer)) = ipc::connect().await {
+            let request = ipc::Request {
+                id: 1,
+                call: ipc::Call::OpenWindow,
+            };
+            if writer.send(&request).await.is_ok() {
+                let _ = reader.next::<ipc::ToWindow>().await;
+                eprintln!("VICIfast is already running; its window was asked to open.");
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    eprintln!("VICIfast is already running but did not answer.");
 }
 
 fn init_logging() {

@@ -23,6 +23,15 @@ struct Fixture {
     config: PathBuf,
 }
 
+impl Fixture {
+    fn name(&self) -> interprocess::local_socket::Name<'_> {
+        self.socket
+            .as_path()
+            .to_fs_name::<GenericFilePath>()
+            .unwrap()
+    }
+}
+
 async fn serve() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("tray.sock");
@@ -138,7 +147,7 @@ async fn garbage_ends_that_connection_only() {
         &b"{\"id\":1,\"call\":\"format_disk\"}\n"[..],
         &b"\xff\xfe\x00\n"[..],
     ] {
-        let name = fixture.socket.as_path().to_fs_name::<GenericFilePath>().unwrap();
+        let name = fixture.name();
         let mut stream = Stream::connect(name).await.unwrap();
         stream.write_all(garbage).await.unwrap();
         let (mut reader, _writer) = ipc::split(stream);
@@ -150,7 +159,7 @@ async fn garbage_ends_that_connection_only() {
     }
 
     // Longer than any message may be: hung up on before it is all read.
-    let name = fixture.socket.as_path().to_fs_name::<GenericFilePath>().unwrap();
+    let name = fixture.name();
     let stream = Stream::connect(name).await.unwrap();
     let (mut reader, mut writer) = ipc::split(stream);
     let huge = vec![b'x'; ipc::MAX_LINE + 10];

@@ -111,13 +111,35 @@ fn real_app_end_to_end() {
     assert!(!log.contains(&password), "the password is in the app's log");
 
     // ---- 2. At login: the tray process alone registers from the keychain, no window ----
-    let mut first = desktop
-        .spawn_tray(&[], &logs.join("app-2-restart.log"))
-        .unwrap();
+    // Two launches at the same moment (login item and agent): one stays, the other leaves.
+    let mut launches = [
+        desktop
+            .spawn_tray(&["--no-window"], &logs.join("app-2-restart.log"))
+            .unwrap(),
+        desktop
+            .spawn_tray(&["--no-window"], &logs.join("app-2-restart-racer.log"))
+            .unwrap(),
+    ];
+    let (loser, status) = wait_for(WAIT, "one of two simultaneous launches to leave", || {
+        launches
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, c)| c.try_wait().ok().flatten().map(|s| (i, s)))
+    })
+    .unwrap();
+    assert!(status.success(), "the second launch: {status}");
+    let [a, b] = launches;
+    let mut first = if loser == 0 { b } else { a };
+    assert_eq!(desktop.tray_pid(), Some(first.id()));
     wait_bindings(&registrar, &ext, 1, "registration from the keychain");
     desktop
         .wait_tray("registered", "tray-03-registered")
         .unwrap();
+    assert_eq!(
+        bindings(&registrar, &ext),
+        1,
+        "one binding, from one process"
+    );
     assert!(!desktop.has_app_window(), "a window opened at start");
     assert!(desktop.window_pids().is_empty(), "a window process started");
     desktop.screenshot("03-restarted-tray-only").unwrap();

@@ -88,6 +88,16 @@ fn platform_endpoint() -> std::io::Result<Name<'static>> {
 /// under the user's cache directory (macOS has no runtime directory).
 #[cfg(unix)]
 pub fn socket_path() -> std::io::Result<std::path::PathBuf> {
+    Ok(private_dir()?.join("tray.sock"))
+}
+
+/// The file the running tray process holds locked (see `claim_single_instance`).
+pub fn lock_path() -> std::io::Result<std::path::PathBuf> {
+    Ok(private_dir()?.join("tray.lock"))
+}
+
+#[cfg(unix)]
+fn private_dir() -> std::io::Result<std::path::PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let base = dirs::runtime_dir()
         .or_else(dirs::cache_dir)
@@ -99,7 +109,16 @@ pub fn socket_path() -> std::io::Result<std::path::PathBuf> {
         .create(&dir)?;
     // An existing directory keeps its mode: make sure nobody else can reach the socket.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    Ok(dir.join("tray.sock"))
+    Ok(dir)
+}
+
+#[cfg(not(unix))]
+fn private_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = dirs::data_local_dir()
+        .ok_or_else(|| std::io::Error::other("no local data directory for this user"))?
+        .join("VICIfast");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 #[cfg(windows)]

@@ -219,7 +219,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli.command))
+    run(&runtime, cli.command)
 }
 
 fn init_logging(verbose: u8) {
@@ -243,7 +243,9 @@ fn usage_error(err: &UsageError) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn run(command: Command) -> ExitCode {
+/// Settings and keychain lookups happen here, outside the runtime: the keychain is blocking
+/// (D-Bus on Linux) and its client may start a runtime of its own, which tokio forbids inside one.
+fn run(runtime: &tokio::runtime::Runtime, command: Command) -> ExitCode {
     match command {
         Command::Register {
             account,
@@ -254,14 +256,17 @@ async fn run(command: Command) -> ExitCode {
                 Ok(resolved) => resolved,
                 Err(code) => return code,
             };
-            register(config, password, options, json, trace).await
+            runtime.block_on(register(config, password, options, json, trace))
         }
         Command::Unregister { account, json } => {
             let (config, password, options) = match account.resolve(json) {
                 Ok(resolved) => resolved,
                 Err(code) => return code,
             };
-            match vicifast_engine::remove_local_bindings(config, password, options).await {
+            let removed = runtime.block_on(vicifast_engine::remove_local_bindings(
+                config, password, options,
+            ));
+            match removed {
                 Ok(removed) => {
                     output::removed(&removed, json);
                     ExitCode::SUCCESS
@@ -274,7 +279,7 @@ async fn run(command: Command) -> ExitCode {
                 Ok(resolved) => resolved,
                 Err(code) => return code,
             };
-            match vicifast_engine::list_bindings(config, password, options).await {
+            match runtime.block_on(vicifast_engine::list_bindings(config, password, options)) {
                 Ok(bindings) => {
                     output::bindings(&bindings, json);
                     ExitCode::SUCCESS

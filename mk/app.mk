@@ -29,7 +29,7 @@ ui-build: app-deps
 	cd ui && npm run build
 
 app-build: ui-build
-	$(CARGO) build -p vicifast-app -p vicifast-tray
+	$(CARGO) build -p vicifast-app -p vicifast-tray -p vicifast-cli
 
 # The real app end to end needs Kamailio too (the engine's packages).
 app-test: app-deps deps-engine app-build

@@ -9,10 +9,12 @@ import { headerOf, lookOf, statusView, nextStateSince } from './model';
 import { redactSip } from './redact';
 import { traceBody, traceHeading, traceToText } from './trace';
 import {
+  EVENT_ACCOUNTS,
   EVENT_STATUS,
   EVENT_TIMELINE,
   EVENT_TRACE,
   type IpcError,
+  type OtherAccount,
   type StatusEvent,
   type TimelineEntry,
   type TraceEvent,
@@ -84,10 +86,16 @@ export class App {
   async start(): Promise<void> {
     this.wire();
     // Listen before asking for the state, so nothing pushed in between is lost.
-    const early: { status: StatusEvent[]; timeline: TimelineEntry[]; trace: TraceEvent[] } = {
+    const early: {
+      status: StatusEvent[];
+      timeline: TimelineEntry[];
+      trace: TraceEvent[];
+      accounts: OtherAccount[] | null;
+    } = {
       status: [],
       timeline: [],
       trace: [],
+      accounts: null,
     };
     let loaded = false;
     try {
@@ -101,6 +109,10 @@ export class App {
         await this.backend.listen<TraceEvent>(EVENT_TRACE, (e) =>
           loaded ? this.onTrace([e]) : early.trace.push(e),
         ),
+        await this.backend.listen<OtherAccount[]>(EVENT_ACCOUNTS, (list) => {
+          if (loaded) this.onOtherAccounts(list);
+          else early.accounts = list;
+        }),
       );
       const state = await this.backend.invoke<UiState>('get_state');
       this.load(state);
@@ -115,6 +127,7 @@ export class App {
     for (const s of early.status) this.onStatus(s, false);
     if (early.timeline.length) this.onTimeline(early.timeline);
     if (early.trace.length) this.onTrace(early.trace);
+    if (early.accounts) this.onOtherAccounts(early.accounts);
     this.timer = window.setInterval(() => this.tick(), 1000);
   }
 
@@ -185,6 +198,12 @@ export class App {
     this.renderChurn();
   }
 
+  private onOtherAccounts(list: OtherAccount[]): void {
+    if (!this.ui) return;
+    this.ui.other_accounts = list;
+    this.renderOtherAccounts();
+  }
+
   private onTrace(entries: TraceEvent[]): void {
     if (!this.ui) return;
     this.ui.trace = mergeTrace(this.ui.trace, entries);
@@ -203,6 +222,7 @@ export class App {
     this.renderTimeline();
     this.renderTrace();
     this.renderChurn();
+    this.renderOtherAccounts();
   }
 
   private renderHeader(): void {
@@ -316,6 +336,37 @@ export class App {
     const n = this.ui ? networkChurn(this.ui.timeline, this.now()) : null;
     el.hidden = n === null;
     if (n !== null) setText(el, churnText(n));
+  }
+
+  /** Accounts added with the CLI: one line each, state in words (and shape), problem if any. */
+  private renderOtherAccounts(): void {
+    const list = this.ui?.other_accounts ?? [];
+    byId('other-accounts').hidden = list.length === 0;
+    byId('other-accounts-list').replaceChildren(
+      ...list.map((a) => {
+        const look = a.state ? lookOf(a.state) : null;
+        return h(
+          'li',
+          {
+            class: `other-account tone-${look?.tone ?? 'neutral'}`,
+            'data-account': a.account,
+            'data-state': a.state ?? 'unknown',
+          },
+          h(
+            'span',
+            { class: 'other-account-icon', 'aria-hidden': 'true' },
+            look ? stateIcon(look.icon, 'other-account-svg') : null,
+          ),
+          h(
+            'span',
+            { class: 'other-account-text' },
+            h('strong', {}, `Extension ${a.extension}`),
+            ` (${a.server}): ${look?.label ?? 'Starting…'}`,
+            a.problem ? h('span', { class: 'other-account-problem' }, ` — ${a.problem}`) : null,
+          ),
+        );
+      }),
+    );
   }
 
   private renderTimeline(): void {

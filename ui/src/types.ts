@@ -91,6 +91,17 @@ export interface Settings {
   start_at_login: boolean;
 }
 
+/** Another saved account (added with `vicifast-cli account set`), registered beside this one. */
+export interface OtherAccount {
+  account: string;
+  extension: string;
+  server: string;
+  /** One of STATES, or null before its registration reports. */
+  state: string | null;
+  /** What went wrong, in plain words. */
+  problem: string | null;
+}
+
 export interface UiState {
   settings: Settings | null;
   has_password: boolean;
@@ -98,6 +109,8 @@ export interface UiState {
   timeline: TimelineEntry[];
   trace: TraceEvent[];
   interface: string | null;
+  /** Absent from an older backend. */
+  other_accounts?: OtherAccount[];
 }
 
 /** How a command rejects. */
@@ -110,3 +123,5 @@ export interface IpcError {
 export const EVENT_STATUS = 'status';
 export const EVENT_TIMELINE = 'timeline';
 export const EVENT_TRACE = 'trace';
+/** Payload: OtherAccount[], the whole list. */
+export const EVENT_ACCOUNTS = 'accounts';

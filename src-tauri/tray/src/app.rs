@@ -186,13 +186,9 @@ impl App {
         self.view().trace.clear();
     }
 
-    /// The tray's Register/Unregister item.
-    pub async fn toggle_registration(self: &Arc<Self>) {
-        let offer_register = self.view().tray().offer_register;
-        if !offer_register {
-            self.engine.stop(self).await;
-        } else if let Err(e) = self.engine.register(self).await {
-            // Not set up, or no password: the window says what to do.
+    /// The tray's Register: start, or try again now; the window says what is missing.
+    pub async fn register_from_tray(self: &Arc<Self>) {
+        if let Err(e) = self.engine.register(self).await {
             tracing::warn!("register from the tray: {e}");
             self.open_window();
         }
@@ -207,20 +203,25 @@ impl App {
                 .map_err(|e| (store.path().display().to_string(), e.to_string())),
             Err(e) => Err((String::new(), e.clone())),
         };
-        let has_account = match loaded {
+        let (has_account, has_others) = match loaded {
             Ok(settings) => {
                 let has = settings::account(&settings).is_some();
+                let others = settings.accounts.iter().any(|a| a.name != ACCOUNT);
                 self.view().settings = Some(settings);
-                has
+                (has, others)
             }
             Err((path, detail)) => {
                 self.settings_problem(&path, &detail);
-                false
+                (false, false)
             }
         };
         self.refresh_tray();
+        if has_others {
+            self.engine.start_others(self).await;
+        }
         if !has_account {
-            return true;
+            // First run; accounts added with the CLI alone do not need the window.
+            return !has_others;
         }
         match self.engine.start(self, false).await {
             Ok(()) => false,

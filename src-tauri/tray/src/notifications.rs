@@ -9,8 +9,7 @@ pub struct Notice {
     pub body: String,
 }
 
-/// Whether this status change deserves a notification; remembers a loss so the recovery is
-/// announced too. Unregistering on request is not a loss.
+/// Whether this status change of the app's account deserves a notification.
 pub fn on_status(
     view: &mut View,
     previous: Option<RegistrationState>,
@@ -20,9 +19,20 @@ pub fn on_status(
         .extension()
         .map(|e| format!("Extension {e}"))
         .unwrap_or_else(|| "Your extension".to_owned());
+    on_change(&who, &mut view.lost_notified, previous, status)
+}
+
+/// Whether this status change of `who` deserves a notification; remembers a loss in
+/// `lost_notified` so the recovery is announced too. Unregistering on request is not a loss.
+pub fn on_change(
+    who: &str,
+    lost_notified: &mut bool,
+    previous: Option<RegistrationState>,
+    status: &Status,
+) -> Option<Notice> {
     match status.state {
-        RegistrationState::Registered if view.lost_notified => {
-            view.lost_notified = false;
+        RegistrationState::Registered if *lost_notified => {
+            *lost_notified = false;
             Some(Notice {
                 title: "Phone registered again".to_owned(),
                 body: format!("{who} can receive calls again."),
@@ -31,8 +41,8 @@ pub fn on_status(
         RegistrationState::Registered => None,
         RegistrationState::Unregistered | RegistrationState::Idle => None,
         _ if status.cause == Cause::UserRequest => None,
-        _ if previous == Some(RegistrationState::Registered) && !view.lost_notified => {
-            view.lost_notified = true;
+        _ if previous == Some(RegistrationState::Registered) && !*lost_notified => {
+            *lost_notified = true;
             let why = status
                 .problem
                 .as_ref()

@@ -5,26 +5,31 @@ use crate::app::App;
 use crate::error::CommandError;
 use crate::notifications;
 use crate::settings::{self, UiSettings, ACCOUNT};
+use crate::state::OtherAccount;
 use crate::timeline;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
-use vicifast_accounts::{Keychain, KeychainError};
+use vicifast_accounts::{AccountSettings, Keychain, KeychainError};
 use vicifast_engine::{
     Cause, DriverOptions, EngineEvent, Password, Problem, ProblemCode, Registration,
     RegistrationState, Stamped, Status,
 };
 
-/// The running engine, if any. One lock serialises start and stop.
+/// The running engines: the app's account (one lock serialises its start and stop) and the other
+/// saved accounts, by name.
 #[derive(Default)]
 pub struct Engine {
     running: Mutex<Option<Running>>,
+    others: Mutex<HashMap<String, Running>>,
 }
 
 struct Running {
     registration: Registration,
     forwarder: tokio::task::JoinHandle<()>,
-    /// The settings it runs with, to tell a password change from a new configuration.
-    settings: UiSettings,
+    /// The settings it runs with, to tell a password change from a new configuration (the app's
+    /// account only).
+    settings: Option<UiSettings>,
 }
 
 /// The OS keychain (or a stand-in in tests).
@@ -87,7 +92,7 @@ impl Engine {
 
         let mut running = self.running.lock().await;
         if let Some(r) = running.as_mut() {
-            if r.settings == form && !fresh {
+            if r.settings.as_ref() == Some(&form) && !fresh {
                 r.registration.set_password(password);
                 return Ok(());
             }
@@ -108,15 +113,26 @@ impl Engine {
         *running = Some(Running {
             registration,
             forwarder,
-            settings: form,
+            settings: Some(form),
         });
         app.view().active = true;
         app.refresh_tray();
         Ok(())
     }
 
-    /// "Register" pressed: try again now if running, else start.
+    /// "Register" pressed: try again now if running, else start; the same for the other
+    /// accounts.
     pub async fn register(&self, app: &Arc<App>) -> Result<(), CommandError> {
+        self.register_others(app).await;
+        let main_set_up = app
+            .view()
+            .settings
+            .as_ref()
+            .and_then(settings::account)
+            .is_some();
+        if !main_set_up && !app.view().others.is_empty() {
+            return Ok(());
+        }
         {
             let running = self.running.lock().await;
             if let Some(r) = running.as_ref() {
@@ -133,15 +149,124 @@ impl Engine {
         self.start(app, false).await
     }
 
-    /// Removes the binding and stops; waits for the engine to finish.
+    /// Removes every binding and stops; waits for the engines to finish.
     pub async fn stop(&self, app: &Arc<App>) {
         let old = self.running.lock().await.take();
-        if let Some(old) = old {
-            old.stop().await;
-        }
+        let others: Vec<Running> = self.others.lock().await.drain().map(|(_, r)| r).collect();
+        stop_all(old.into_iter().chain(others).collect()).await;
         app.view().active = false;
         app.refresh_tray();
     }
+
+    /// Registers every saved account other than the app's own (added with the CLI), each with
+    /// its own password from the keychain; replaces those already running.
+    pub async fn start_others(&self, app: &Arc<App>) {
+        let accounts: Vec<AccountSettings> = app
+            .view()
+            .settings
+            .iter()
+            .flat_map(|s| s.accounts.iter().filter(|a| a.name != ACCOUNT).cloned())
+            .collect();
+        let mut others = self.others.lock().await;
+        stop_all(others.drain().map(|(_, r)| r).collect()).await;
+        app.view().others.clear();
+        for account in accounts {
+            let name = account.name.clone();
+            let mut shown = OtherAccount {
+                account: name.clone(),
+                extension: account.extension.clone(),
+                server: account.server.clone(),
+                state: None,
+                problem: None,
+                problem_words: None,
+                lost_notified: false,
+            };
+            let config = match account.to_config() {
+                Ok(config) => config,
+                Err(e) => {
+                    shown.state = Some(RegistrationState::Failed);
+                    shown.problem =
+                        Some(format!("Its saved settings are not valid: {}", e.message));
+                    shown.problem_words = Some("settings not valid".to_owned());
+                    app.view().others.insert(name, shown);
+                    continue;
+                }
+            };
+            let lookup = name.clone();
+            let password = match app.secrets().run(move |k| k.get(&lookup)).await {
+                Ok(Ok(Some(p))) => p,
+                found => {
+                    let why = match found {
+                        Ok(Ok(_)) => format!("No password is saved for it (vicifast-cli account set {name} --password-stdin)."),
+                        Ok(Err(e)) => keychain_message(&e),
+                        Err(e) => e.message,
+                    };
+                    shown.state = Some(RegistrationState::Failed);
+                    shown.problem = Some(why);
+                    shown.problem_words =
+                        Some(crate::state::problem_words("credentials").to_owned());
+                    app.view().others.insert(name, shown);
+                    continue;
+                }
+            };
+            app.view().others.insert(name.clone(), shown);
+            let options = DriverOptions {
+                ca_file: account.ca_file.clone(),
+            };
+            let (registration, mut events) = Registration::start(config, password, options);
+            let handle = Arc::clone(app);
+            let forwarded = name.clone();
+            let forwarder = tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    forward_other(&handle, &forwarded, event);
+                }
+            });
+            others.insert(
+                name,
+                Running {
+                    registration,
+                    forwarder,
+                    settings: None,
+                },
+            );
+        }
+        if !others.is_empty() {
+            app.view().active = true;
+        }
+        drop(others);
+        app.emit("accounts", &app.view().other_accounts());
+        app.refresh_tray();
+    }
+
+    /// Retries the other accounts now, or starts them if they are stopped or have given up.
+    async fn register_others(&self, app: &Arc<App>) {
+        let restart = {
+            let others = self.others.lock().await;
+            let view = app.view();
+            let failed = view
+                .others
+                .values()
+                .any(|o| o.state == Some(RegistrationState::Failed));
+            if !failed {
+                for running in others.values() {
+                    running.registration.retry_now();
+                }
+            }
+            failed || others.is_empty()
+        };
+        if restart {
+            self.start_others(app).await;
+        }
+    }
+}
+
+/// Stops all at once: each waits for its registrar (at most 2 s) to remove its binding.
+async fn stop_all(running: Vec<Running>) {
+    let mut stopping = tokio::task::JoinSet::new();
+    for r in running {
+        stopping.spawn(r.stop());
+    }
+    while stopping.join_next().await.is_some() {}
 }
 
 impl Running {
@@ -221,5 +346,55 @@ pub fn forward(app: &App, event: EngineEvent) {
             app.emit("trace", &trace);
         }
         _ => {}
+    }
+}
+
+/// Updates the state from one event of another account's engine and tells the window, the tray
+/// and the user, naming the extension.
+pub fn forward_other(app: &App, name: &str, event: EngineEvent) {
+    match event {
+        EngineEvent::Status(status) => {
+            let (entry, notice, tray_changed) = {
+                let mut view = app.view();
+                let old_tray = view.tray();
+                let Some(other) = view.others.get_mut(name) else {
+                    return;
+                };
+                let previous = other.state;
+                let who = format!("Extension {}", other.extension);
+                let entry = timeline::from_status(previous, &status).map(|mut e| {
+                    e.text = format!("{who}: {}", e.text);
+                    e
+                });
+                other.state = Some(status.inner.state);
+                other.problem = status.inner.problem.as_ref().map(|p| p.message.clone());
+                other.problem_words = status
+                    .inner
+                    .problem
+                    .as_ref()
+                    .map(|p| crate::state::problem_words(p.code.as_str()).to_owned());
+                let notice = notifications::on_change(
+                    &who,
+                    &mut other.lost_notified,
+                    previous,
+                    &status.inner,
+                );
+                if let Some(e) = &entry {
+                    view.push_timeline(e.clone());
+                }
+                (entry, notice, view.tray() != old_tray)
+            };
+            app.emit("accounts", &app.view().other_accounts());
+            if let Some(e) = entry {
+                app.emit("timeline", &e);
+            }
+            if tray_changed {
+                app.refresh_tray();
+            }
+            if let Some(n) = notice {
+                notifications::show(&n);
+            }
+        }
+        other => forward(app, other),
     }
 }

@@ -4,7 +4,7 @@
 use crate::settings::{self, UiSettings};
 use crate::timeline::TimelineEntry;
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use vicifast_accounts::Settings;
 use vicifast_engine::{RegistrationState, Stamped, Status, TraceEntry};
@@ -21,6 +21,25 @@ pub struct UiState {
     pub timeline: Vec<TimelineEntry>,
     pub trace: Vec<Stamped<TraceEntry>>,
     pub interface: Option<String>,
+    pub other_accounts: Vec<OtherAccount>,
+}
+
+/// Another saved account (added with `vicifast-cli account set`), registered beside the app's
+/// own; the window lists it (`OtherAccount` on the wire, event `accounts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OtherAccount {
+    pub account: String,
+    pub extension: String,
+    pub server: String,
+    /// `None` until its registration reports.
+    pub state: Option<RegistrationState>,
+    /// What went wrong, in words for the agent.
+    pub problem: Option<String>,
+    #[serde(skip)]
+    pub problem_words: Option<String>,
+    /// Its loss was announced; announce its return too.
+    #[serde(skip)]
+    pub lost_notified: bool,
 }
 
 /// What the tray icon shows: four looks, told apart by shape.
@@ -33,6 +52,16 @@ pub enum TrayLook {
 }
 
 impl TrayLook {
+    /// How much the look asks for attention: the tray shows the most urgent of all accounts.
+    fn urgency(self) -> u8 {
+        match self {
+            Self::Registered => 0,
+            Self::Offline => 1,
+            Self::Working => 2,
+            Self::Failed => 3,
+        }
+    }
+
     pub fn of(state: Option<RegistrationState>) -> Self {
         match state {
             Some(RegistrationState::Registered) => Self::Registered,
@@ -43,13 +72,15 @@ impl TrayLook {
     }
 }
 
-/// A snapshot for the tray: icon, tooltip and the Register/Unregister item.
+/// A snapshot for the tray: icon, tooltip and which of Register/Unregister the menu enables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrayView {
     pub look: TrayLook,
     pub tooltip: String,
-    /// Whether the menu offers Register (stopped, or given up) rather than Unregister.
-    pub offer_register: bool,
+    /// Register (or try again now): stopped, or some account is not registered.
+    pub can_register: bool,
+    /// Unregister: something is running.
+    pub can_unregister: bool,
 }
 
 /// Everything behind the window and the tray.
@@ -71,6 +102,8 @@ pub struct View {
     pub trace: VecDeque<Stamped<TraceEntry>>,
     /// The registration was lost and the user was told; tell them again when it is back.
     pub lost_notified: bool,
+    /// The other saved accounts, by name.
+    pub others: BTreeMap<String, OtherAccount>,
 }
 
 impl View {
@@ -109,15 +142,29 @@ impl View {
             timeline: self.timeline.iter().rev().cloned().collect(),
             trace: self.trace.iter().rev().cloned().collect(),
             interface,
+            other_accounts: self.other_accounts(),
         }
     }
 
+    pub fn other_accounts(&self) -> Vec<OtherAccount> {
+        self.others.values().cloned().collect()
+    }
+
     pub fn tray(&self) -> TrayView {
-        let look = if self.settings_problem.is_some() {
+        let main_set_up = self.settings.as_ref().and_then(settings::account).is_some();
+        let main_look = if self.settings_problem.is_some() {
             TrayLook::Failed
         } else {
             TrayLook::of(self.state)
         };
+        // An app account never set up does not grey out the others' icon.
+        let show_main = main_set_up || self.settings_problem.is_some() || self.others.is_empty();
+        let look = show_main
+            .then_some(main_look)
+            .into_iter()
+            .chain(self.others.values().map(|o| TrayLook::of(o.state)))
+            .max_by_key(|l| l.urgency())
+            .unwrap_or(TrayLook::Offline);
         let who = self
             .extension()
             .map(|e| format!("Extension {e}"))
@@ -125,9 +172,7 @@ impl View {
         let state = match (self.settings_problem.is_some(), self.state) {
             (true, _) => "settings file unreadable".to_owned(),
             (false, Some(s)) => state_words(s).to_owned(),
-            (false, None) if self.settings.as_ref().and_then(settings::account).is_none() => {
-                "open VICIfast to set up".to_owned()
-            }
+            (false, None) if !main_set_up => "open VICIfast to set up".to_owned(),
             (false, None) => "not registered".to_owned(),
         };
         let mut tooltip = format!("VICIfast — {who}: {state}");
@@ -135,10 +180,23 @@ impl View {
             tooltip.push_str(" — ");
             tooltip.push_str(p);
         }
+        for other in self.others.values() {
+            let state = other.state.map_or("not registered", state_words);
+            tooltip.push_str(&format!("\nExtension {}: {state}", other.extension));
+            if let Some(p) = &other.problem_words {
+                tooltip.push_str(" — ");
+                tooltip.push_str(p);
+            }
+        }
+        let registered = |s: Option<RegistrationState>| s == Some(RegistrationState::Registered);
+        let main_waiting = main_set_up && !registered(self.state);
         TrayView {
             look,
             tooltip,
-            offer_register: !self.active || self.state == Some(RegistrationState::Failed),
+            can_register: !self.active
+                || main_waiting
+                || self.others.values().any(|o| !registered(o.state)),
+            can_unregister: self.active,
         }
     }
 }
@@ -236,14 +294,98 @@ mod tests {
     }
 
     #[test]
-    fn menu_offers_register_when_stopped_or_given_up() {
-        let mut view = View::default();
-        assert!(view.tray().offer_register);
+    fn menu_enables_register_when_stopped_or_not_registered() {
+        let mut view = View {
+            settings: Some(crate::settings::apply(&Settings::default(), &form())),
+            ..View::default()
+        };
+        assert!(view.tray().can_register);
+        assert!(!view.tray().can_unregister);
         view.active = true;
         view.state = Some(RegistrationState::Registered);
-        assert!(!view.tray().offer_register);
+        assert!(!view.tray().can_register);
+        assert!(view.tray().can_unregister);
         view.state = Some(RegistrationState::Failed);
-        assert!(view.tray().offer_register);
+        assert!(view.tray().can_register, "try again now");
+        assert!(view.tray().can_unregister);
+    }
+
+    fn form() -> crate::settings::UiSettings {
+        crate::settings::UiSettings {
+            server: "pbx".to_owned(),
+            extension: "101".to_owned(),
+            auth_user: None,
+            domain: None,
+            transport: vicifast_engine::Transport::Udp,
+            port: None,
+            outbound_proxy: None,
+            expires: 300,
+            start_at_login: false,
+        }
+    }
+
+    fn other(name: &str, state: Option<RegistrationState>) -> OtherAccount {
+        OtherAccount {
+            account: name.to_owned(),
+            extension: format!("{name}-ext"),
+            server: "pbx".to_owned(),
+            state,
+            problem: None,
+            problem_words: state
+                .filter(|s| *s == RegistrationState::Retrying)
+                .map(|_| "server not answering".to_owned()),
+            lost_notified: false,
+        }
+    }
+
+    #[test]
+    fn the_tray_shows_the_most_urgent_account_and_names_each() {
+        let mut view = View {
+            active: true,
+            state: Some(RegistrationState::Registered),
+            settings: Some(crate::settings::apply(&Settings::default(), &form())),
+            ..View::default()
+        };
+        assert_eq!(view.tray().look, TrayLook::Registered);
+        view.others.insert(
+            "b".to_owned(),
+            other("b", Some(RegistrationState::Retrying)),
+        );
+        view.others.insert(
+            "c".to_owned(),
+            other("c", Some(RegistrationState::Registered)),
+        );
+        let tray = view.tray();
+        assert_eq!(tray.look, TrayLook::Working);
+        assert!(
+            tray.tooltip
+                .contains("Extension b-ext: retrying — server not answering"),
+            "{}",
+            tray.tooltip
+        );
+        assert!(tray.tooltip.contains("Extension c-ext: registered"));
+        assert!(
+            tray.can_register,
+            "b is not registered: Register tries again"
+        );
+        view.others
+            .insert("d".to_owned(), other("d", Some(RegistrationState::Failed)));
+        assert_eq!(view.tray().look, TrayLook::Failed);
+        assert!(view.tray().can_register, "Register retries the failed one");
+    }
+
+    #[test]
+    fn an_app_account_never_set_up_does_not_grey_out_the_others() {
+        let mut view = View {
+            active: true,
+            ..View::default()
+        };
+        view.others.insert(
+            "b".to_owned(),
+            other("b", Some(RegistrationState::Registered)),
+        );
+        assert_eq!(view.tray().look, TrayLook::Registered);
+        assert!(view.tray().tooltip.contains("open VICIfast to set up"));
     }
 
     #[test]

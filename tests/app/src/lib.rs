@@ -442,11 +442,13 @@ d.flush()
         Ok(())
     }
 
-    /// Waits until the tray menu has an item labelled `label`, then clicks it.
+    /// Waits until the tray menu has an enabled item labelled `label`, then clicks it.
     pub fn click_tray_menu(&self, label: &str) -> Result<(), AppTestError> {
-        wait_for(WAIT, &format!("the tray menu item `{label}`"), || {
-            self.tray().click(label).then_some(())
-        })
+        wait_for(
+            WAIT,
+            &format!("the tray menu item `{label}` (enabled)"),
+            || self.tray().click(label).then_some(()),
+        )
     }
 
     /// The processes running `binary` in this desktop (same XDG_RUNTIME_DIR).

@@ -79,6 +79,14 @@ trait DBusMenu {
     fn event(&self, id: i32, event_id: &str, data: &Value<'_>, timestamp: u32) -> zbus::Result<()>;
 }
 
+/// One item of the tray's menu.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuEntry {
+    pub id: i32,
+    pub label: String,
+    pub enabled: bool,
+}
+
 /// The watcher, serving on the bus for as long as this lives.
 pub struct TrayHost {
     connection: Connection,
@@ -138,8 +146,8 @@ impl TrayHost {
             .ok()
     }
 
-    /// The menu's items: id and label, in order (separators have no label).
-    pub fn menu_items(&self) -> Vec<(i32, String)> {
+    /// The menu's items in order: id, label (none for a separator) and whether it is enabled.
+    pub fn menu_items(&self) -> Vec<MenuEntry> {
         let Some(menu) = self.menu() else {
             return Vec::new();
         };
@@ -154,18 +162,23 @@ impl TrayHost {
                     .get("label")
                     .and_then(|v| String::try_from(v.clone()).ok())
                     .unwrap_or_default();
-                Some((id, label))
+                // dbusmenu leaves out properties at their default (enabled: true).
+                let enabled = props
+                    .get("enabled")
+                    .and_then(|v| bool::try_from(v).ok())
+                    .unwrap_or(true);
+                Some(MenuEntry { id, label, enabled })
             })
             .collect()
     }
 
-    /// Clicks the menu item labelled `label`; false if there is none.
+    /// Clicks the enabled menu item labelled `label`; false if there is none.
     pub fn click(&self, label: &str) -> bool {
         let Some(id) = self
             .menu_items()
             .into_iter()
-            .find(|(_, l)| l == label)
-            .map(|(id, _)| id)
+            .find(|e| e.label == label && e.enabled)
+            .map(|e| e.id)
         else {
             return false;
         };

@@ -63,13 +63,23 @@ fn real_app_end_to_end() {
         tooltip.contains(&format!("Extension {ext}")) && tooltip.contains("registered"),
         "tooltip: {tooltip}"
     );
-    let labels: Vec<String> = desktop
+    let menu: Vec<(String, bool)> = desktop
         .tray()
         .menu_items()
         .into_iter()
-        .map(|(_, l)| l)
+        .map(|e| (e.label, e.enabled))
         .collect();
-    assert_eq!(labels, ["Open window", "Unregister", "", "Quit"]);
+    let item = |label: &str, enabled| (label.to_owned(), enabled);
+    assert_eq!(
+        menu,
+        [
+            item("Open window", true),
+            item("Register", false),
+            item("Unregister", true),
+            item("", true),
+            item("Quit", true),
+        ]
+    );
 
     let config = std::fs::read_to_string(desktop.config_path()).unwrap();
     assert!(config.contains(&ext), "{config}");

@@ -18,7 +18,7 @@ pub use native::run_main_loop;
 pub use sni::run_main_loop;
 
 use crate::app::App;
-use crate::state::{TrayLook, TrayView};
+use crate::state::TrayLook;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
@@ -26,21 +26,15 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrayAction {
     OpenWindow,
-    ToggleRegistration,
+    Register,
+    Unregister,
     Quit,
 }
 
 pub const OPEN_WINDOW: &str = "Open window";
+pub const REGISTER: &str = "Register";
+pub const UNREGISTER: &str = "Unregister";
 pub const QUIT: &str = "Quit";
-
-/// The text of the item whose meaning follows the state.
-pub fn toggle_text(view: &TrayView) -> &'static str {
-    if view.offer_register {
-        "Register"
-    } else {
-        "Unregister"
-    }
-}
 
 /// An icon as 8-bit RGBA rows.
 #[derive(Debug, Clone)]
@@ -97,9 +91,13 @@ pub async fn handle_actions(app: Arc<App>, mut actions: mpsc::UnboundedReceiver<
     while let Some(action) = actions.recv().await {
         match action {
             TrayAction::OpenWindow => app.open_window(),
-            TrayAction::ToggleRegistration => {
+            TrayAction::Register => {
                 let app = Arc::clone(&app);
-                tokio::spawn(async move { app.toggle_registration().await });
+                tokio::spawn(async move { app.register_from_tray().await });
+            }
+            TrayAction::Unregister => {
+                let app = Arc::clone(&app);
+                tokio::spawn(async move { app.unregister().await });
             }
             TrayAction::Quit => {
                 let app = Arc::clone(&app);

@@ -2,7 +2,7 @@
 //! needs that thread's event loop (`tao`). The async side runs on the tokio runtime's threads and
 //! talks to the loop through its proxy.
 
-use super::{handle_actions, icon, toggle_text, TrayAction, OPEN_WINDOW, QUIT};
+use super::{handle_actions, icon, TrayAction, OPEN_WINDOW, QUIT, REGISTER, UNREGISTER};
 use crate::app::App;
 use crate::state::TrayView;
 use std::future::Future;
@@ -63,7 +63,8 @@ pub fn run_main_loop(
     });
 
     let open = MenuItem::new(OPEN_WINDOW, true, None);
-    let toggle = MenuItem::new("Register", true, None);
+    let register = MenuItem::new(REGISTER, true, None);
+    let unregister = MenuItem::new(UNREGISTER, true, None);
     let quit = MenuItem::new(QUIT, true, None);
     let mut tray: Option<TrayIcon> = None;
     let mut view = app.tray_views().borrow().clone();
@@ -76,7 +77,13 @@ pub fn run_main_loop(
             Event::NewEvents(StartCause::Init) => {
                 let menu = Menu::new();
                 let built = menu
-                    .append_items(&[&open, &toggle, &PredefinedMenuItem::separator(), &quit])
+                    .append_items(&[
+                        &open,
+                        &register,
+                        &unregister,
+                        &PredefinedMenuItem::separator(),
+                        &quit,
+                    ])
                     .map_err(|e| e.to_string())
                     .and_then(|()| {
                         let mut builder = TrayIconBuilder::new()
@@ -95,7 +102,8 @@ pub fn run_main_loop(
                         let _ = actions.send(TrayAction::OpenWindow);
                     }
                 }
-                toggle.set_text(toggle_text(&view));
+                register.set_enabled(view.can_register);
+                unregister.set_enabled(view.can_unregister);
             }
             Event::UserEvent(LoopEvent::Show(new)) => {
                 view = new;
@@ -105,13 +113,16 @@ pub fn run_main_loop(
                     }
                     let _ = tray.set_tooltip(Some(&view.tooltip));
                 }
-                toggle.set_text(toggle_text(&view));
+                register.set_enabled(view.can_register);
+                unregister.set_enabled(view.can_unregister);
             }
             Event::UserEvent(LoopEvent::Menu(e)) => {
                 let action = if e.id == *open.id() {
                     Some(TrayAction::OpenWindow)
-                } else if e.id == *toggle.id() {
-                    Some(TrayAction::ToggleRegistration)
+                } else if e.id == *register.id() {
+                    Some(TrayAction::Register)
+                } else if e.id == *unregister.id() {
+                    Some(TrayAction::Unregister)
                 } else if e.id == *quit.id() {
                     Some(TrayAction::Quit)
                 } else {

@@ -3,7 +3,7 @@
 //! Cinnamon, MATE, LXQt). When none is running yet (the app started before the panel at login),
 //! the item waits and appears as soon as the watcher does.
 
-use super::{handle_actions, icon, toggle_text, TrayAction, OPEN_WINDOW, QUIT};
+use super::{handle_actions, icon, TrayAction, OPEN_WINDOW, QUIT, REGISTER, UNREGISTER};
 use crate::app::App;
 use crate::state::TrayView;
 use ksni::menu::StandardItem;
@@ -109,8 +109,16 @@ impl ksni::Tray for StatusItem {
             }
             .into(),
             StandardItem {
-                label: toggle_text(&self.view).to_owned(),
-                activate: Box::new(|item: &mut Self| item.ask(TrayAction::ToggleRegistration)),
+                label: REGISTER.to_owned(),
+                enabled: self.view.can_register,
+                activate: Box::new(|item: &mut Self| item.ask(TrayAction::Register)),
+                ..Default::default()
+            }
+            .into(),
+            StandardItem {
+                label: UNREGISTER.to_owned(),
+                enabled: self.view.can_unregister,
+                activate: Box::new(|item: &mut Self| item.ask(TrayAction::Unregister)),
                 ..Default::default()
             }
             .into(),

@@ -13,7 +13,7 @@ use link::TrayLink;
 pub const WINDOW_FLAG: &str = "--window";
 
 pub fn run() {
-    init_logging();
+    vicifast_tray::init_logging();
     let built = tauri::Builder::default()
         // First, so a second launch is handed over before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
@@ -40,13 +40,4 @@ pub fn run() {
             std::process::exit(1);
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

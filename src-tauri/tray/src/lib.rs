@@ -161,7 +161,8 @@ async fn hand_over(window_at_start: WindowAtStart) {
     eprintln!("VICIfast is already running but did not answer.");
 }
 
-fn init_logging() {
+/// Log lines to stderr; `RUST_LOG` sets the level (default info). Shared with the window process.
+pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

@@ -326,15 +326,7 @@ pub fn forward(app: &App, event: EngineEvent) {
                 (entry, notice, view.tray() != old_tray)
             };
             app.emit("status", &status);
-            if let Some(e) = entry {
-                app.emit("timeline", &e);
-            }
-            if tray_changed {
-                app.refresh_tray();
-            }
-            if let Some(n) = notice {
-                notifications::show(&n);
-            }
+            announce(app, entry, tray_changed, notice);
         }
         EngineEvent::IncomingCall(call) => {
             let entry = timeline::from_call(&call);
@@ -385,16 +377,26 @@ pub fn forward_other(app: &App, name: &str, event: EngineEvent) {
                 (entry, notice, view.tray() != old_tray)
             };
             app.emit("accounts", &app.view().other_accounts());
-            if let Some(e) = entry {
-                app.emit("timeline", &e);
-            }
-            if tray_changed {
-                app.refresh_tray();
-            }
-            if let Some(n) = notice {
-                notifications::show(&n);
-            }
+            announce(app, entry, tray_changed, notice);
         }
         other => forward(app, other),
+    }
+}
+
+/// What a status change means beyond the status itself: a timeline line, the tray, a notice.
+fn announce(
+    app: &App,
+    entry: Option<timeline::TimelineEntry>,
+    tray_changed: bool,
+    notice: Option<notifications::Notice>,
+) {
+    if let Some(e) = entry {
+        app.emit("timeline", &e);
+    }
+    if tray_changed {
+        app.refresh_tray();
+    }
+    if let Some(n) = notice {
+        notifications::show(&n);
     }
 }

@@ -141,7 +141,9 @@ export function statusView(
   rows.push({ key: 'contact', label: 'Contact address', value: status.contact ?? '—' });
   rows.push({ key: 'transport', label: 'Transport', value: transportName(status.transport) });
   rows.push({ key: 'local', label: 'Local address', value: status.local_address ?? '—' });
-  rows.push({ key: 'interface', label: 'Network interface', value: iface ?? '—' });
+  // The interface name arrives separately (get_state): with no local address it is stale.
+  const shownIface = status.local_address ? (iface ?? '—') : '—';
+  rows.push({ key: 'interface', label: 'Network interface', value: shownIface });
   if (status.server) rows.push({ key: 'server', label: 'Server address', value: status.server });
   const others = (status.bindings ?? []).filter((b) => !b.ours).length;
   if (others > 0) {

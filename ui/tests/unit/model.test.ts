@@ -80,6 +80,13 @@ describe('statusView', () => {
     expect(v.announcement).toContain('Registered');
   });
 
+  it('shows no interface once there is no local address (no connection)', () => {
+    const v = statusView(status({ local_address: null }), T0, T0, 'lo');
+    const rows = Object.fromEntries(v.rows.map((r) => [r.key, r.value]));
+    expect(rows['local']).toBe('—');
+    expect(rows['interface']).toBe('—');
+  });
+
   it('mentions other devices registered on the same extension', () => {
     const s = status({
       bindings: [

@@ -2,8 +2,10 @@
 //! local socket), the tray menu's actions, and start-up from the saved settings.
 
 use crate::error::CommandError;
+use crate::registration::Engine as Engines;
 use crate::registration::{keychain_message, Engine, Secrets};
 use crate::settings::{self, UiSettings, ACCOUNT};
+use crate::settings_file::{self, Stamp};
 use crate::state::{self, Shared, TrayView, UiState, View};
 use crate::{autostart, network, window};
 use serde::Serialize;
@@ -35,6 +37,8 @@ pub struct App {
     window: window::Launcher,
     /// Whether saving settings changes the login items (off in tests).
     manage_autostart: bool,
+    /// The settings file as this process last wrote it, so the watcher skips our own saves.
+    own_write: std::sync::Mutex<Stamp>,
 }
 
 impl App {
@@ -56,6 +60,7 @@ impl App {
             quit: watch::Sender::new(false),
             window,
             manage_autostart,
+            own_write: std::sync::Mutex::new(None),
         })
     }
 
@@ -153,10 +158,12 @@ impl App {
             CommandError::new("settings_file", format!("Settings cannot be saved: {e}"))
         })?;
         let saved_form = form.clone();
+        let path = store.path().to_path_buf();
         let updated = self
             .secrets
             .run(move |keychain| persist(&current, &saved_form, keychain, &store))
             .await??;
+        *lock(&self.own_write) = settings_file::stamp(&path);
         {
             let mut view = self.view();
             view.settings = Some(updated);
@@ -232,6 +239,59 @@ impl App {
         }
     }
 
+    /// Where the settings file is, if there is a place for it.
+    pub fn settings_path(&self) -> Option<std::path::PathBuf> {
+        self.store.as_ref().ok().map(|s| s.path().to_path_buf())
+    }
+
+    /// Another program changed the settings file: take up its accounts. A damaged or
+    /// newer-format file is reported (and then never written) while the registrations go on.
+    pub async fn settings_file_changed(self: &Arc<Self>, stamp: Stamp) {
+        if stamp.is_some() && *lock(&self.own_write) == stamp {
+            return;
+        }
+        let Ok(store) = &self.store else {
+            return;
+        };
+        let loaded = match store.load() {
+            Ok(settings) => settings,
+            Err(e) => {
+                tracing::warn!("the settings file changed and cannot be used: {e}");
+                self.view().settings_problem = Some(e.to_string());
+                self.refresh_tray();
+                return;
+            }
+        };
+        tracing::info!("the settings file changed: applying it");
+        let (old_others, had_main) = {
+            let mut view = self.view();
+            let repaired = view.settings_problem.take().is_some();
+            if repaired && view.settings.is_none() {
+                // Damaged since start: nothing runs yet and the status is the file's problem.
+                view.status = None;
+                view.problem_words = None;
+            }
+            let old_others = Engines::other_settings_of(view.settings.as_ref());
+            let had_main = view.settings.as_ref().and_then(settings::account).is_some();
+            view.settings = Some(loaded.clone());
+            (old_others, had_main)
+        };
+        if settings::account(&loaded).is_some() {
+            // Same settings: only the password is read again.
+            if let Err(e) = self.engine.start(self, false).await {
+                tracing::warn!("the app's account from the changed file: {e}");
+            }
+        } else if had_main {
+            self.engine.stop_main(self).await;
+        }
+        if Engines::other_settings_of(Some(&loaded)) != old_others {
+            self.engine.start_others(self).await;
+        } else {
+            self.engine.refresh_other_passwords(self).await;
+        }
+        self.refresh_tray();
+    }
+
     /// A settings file that cannot be used is shown as the status; it is never overwritten.
     fn settings_problem(&self, path: &str, detail: &str) {
         let action = if path.is_empty() {
@@ -261,6 +321,10 @@ impl App {
         view.problem_words = Some(state::problem_words("settings_file").to_owned());
         view.status = Some(status);
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Checks the form, checks the keychain holds a password, then writes the settings file.
@@ -374,6 +438,44 @@ mod tests {
         assert_eq!(err.as_ref().map(|e| e.code.as_str()), Some("credentials"));
         assert!(err.is_some_and(|e| e.message.contains("locked")));
         assert!(!store.path().exists());
+    }
+
+    #[tokio::test]
+    async fn a_file_damaged_and_repaired_by_another_program_is_taken_up() {
+        let (_dir, store) = temp_store();
+        let app = App::new(
+            Ok(store.clone()),
+            Arc::new(MemoryKeychain::default()),
+            window::Launcher::disabled(),
+            false,
+        );
+        assert!(app.start().await, "first run");
+        assert!(app.get_state().is_ok());
+
+        assert!(std::fs::write(store.path(), "format = 1\n[[accounts]\n").is_ok());
+        app.settings_file_changed(settings_file::stamp(store.path()))
+            .await;
+        let err = app.get_state().err().map(|e| e.code);
+        assert_eq!(err.as_deref(), Some("settings_file"));
+        let saved = app.save_settings(form("pbx.example.com"), true).await.err();
+        assert_eq!(saved.map(|e| e.code).as_deref(), Some("settings_file"));
+        assert_eq!(
+            std::fs::read_to_string(store.path()).ok().as_deref(),
+            Some("format = 1\n[[accounts]\n"),
+            "the damaged file is kept"
+        );
+
+        // Repaired with an account whose password is not in the keychain: taken up, and the
+        // missing password is the problem shown.
+        let repaired = settings::apply(&Settings::default(), &form("pbx.example.com"));
+        assert!(std::fs::remove_file(store.path()).is_ok());
+        assert!(store.save(&repaired).is_ok());
+        app.settings_file_changed(settings_file::stamp(store.path()))
+            .await;
+        let state = app.get_state();
+        assert!(state.is_ok(), "{state:?}");
+        let status = app.view().status.clone().unwrap_or_default();
+        assert_eq!(status["problem"]["code"], "credentials", "{status}");
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ mod network;
 mod notifications;
 mod registration;
 pub mod settings;
+mod settings_file;
 pub mod state;
 mod timeline;
 pub mod tray;
@@ -94,6 +95,9 @@ pub fn run() {
         tokio::spawn(ipc::server::serve(listener, Arc::clone(&app)));
         tokio::spawn(quit_on_signals(Arc::clone(&app)));
         let needs_window = app.start().await;
+        if let Some(path) = app.settings_path() {
+            tokio::spawn(settings_file::watch(Arc::clone(&app), path));
+        }
         if window_at_start == WindowAtStart::Always
             || (needs_window && window_at_start == WindowAtStart::WhenNeeded)
         {

@@ -158,15 +158,41 @@ impl Engine {
         app.refresh_tray();
     }
 
+    /// Stops the app's own account only (its settings were removed from the file).
+    pub async fn stop_main(&self, app: &Arc<App>) {
+        let old = self.running.lock().await.take();
+        stop_all(old.into_iter().collect()).await;
+        let others_running = !self.others.lock().await.is_empty();
+        app.view().active = others_running;
+        app.refresh_tray();
+    }
+
+    /// The saved accounts other than the app's own.
+    pub fn other_settings_of(
+        settings: Option<&vicifast_accounts::Settings>,
+    ) -> Vec<AccountSettings> {
+        settings
+            .iter()
+            .flat_map(|s| s.accounts.iter().filter(|a| a.name != ACCOUNT).cloned())
+            .collect()
+    }
+
+    /// Gives each running other account its password from the keychain again (it may have been
+    /// changed with `vicifast-cli account set`); one that had given up tries again at once.
+    pub async fn refresh_other_passwords(&self, app: &Arc<App>) {
+        let others = self.others.lock().await;
+        for (name, running) in others.iter() {
+            let lookup = name.clone();
+            if let Ok(Ok(Some(password))) = app.secrets().run(move |k| k.get(&lookup)).await {
+                running.registration.set_password(password);
+            }
+        }
+    }
+
     /// Registers every saved account other than the app's own (added with the CLI), each with
     /// its own password from the keychain; replaces those already running.
     pub async fn start_others(&self, app: &Arc<App>) {
-        let accounts: Vec<AccountSettings> = app
-            .view()
-            .settings
-            .iter()
-            .flat_map(|s| s.accounts.iter().filter(|a| a.name != ACCOUNT).cloned())
-            .collect();
+        let accounts = Self::other_settings_of(app.view().settings.as_ref());
         let mut others = self.others.lock().await;
         stop_all(others.drain().map(|(_, r)| r).collect()).await;
         app.view().others.clear();

@@ -2,7 +2,7 @@
 //! `vicifast-cli account set` (the same settings file and keychain entries) register at start
 //! beside the app's own, the tray's icon and tooltip cover them all, the window lists them, an
 //! account with no saved password is a named problem, and the tray's Unregister and Quit remove
-//! every binding.
+//! every binding. Accounts added or removed with the CLI while the app runs are taken up at once.
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 use std::io::Write;
@@ -26,6 +26,21 @@ fn account_set(desktop: &Desktop, name: &str, registrar: &Registrar, ext: &str, 
         .unwrap();
     let status = cli.wait().unwrap();
     assert!(status.success(), "account set {name}: {status}");
+}
+
+/// Waits until the tray's tooltip has every line of `present` and none of `absent`.
+fn wait_tray_tooltip(desktop: &Desktop, present: &[String], absent: &[String]) {
+    let mut last = String::new();
+    let shown = wait_for(WAIT, "the tray tooltip", || {
+        last = desktop.tray().tooltip().unwrap_or_default();
+        (present.iter().all(|p| last.contains(p.as_str()))
+            && !absent.iter().any(|a| last.contains(a.as_str())))
+        .then_some(())
+    });
+    assert!(
+        shown.is_ok(),
+        "tooltip: {last}\nwanted {present:?}, not {absent:?}"
+    );
 }
 
 fn count(registrar: &Registrar, ext: &str) -> usize {
@@ -68,21 +83,12 @@ fn every_saved_account_is_registered() {
     desktop
         .wait_tray("failed", "tray-12-one-account-failed")
         .unwrap();
-    let tooltip = desktop.tray().tooltip().unwrap_or_default();
-    assert!(
-        tooltip.contains(&format!("Extension {own}: registered")),
-        "{tooltip}"
-    );
-    assert!(
-        tooltip.contains(&format!("Extension {sales}: registered")),
-        "{tooltip}"
-    );
-    assert!(
-        tooltip.contains(&format!(
-            "Extension {night}: not registered — password not available"
-        )),
-        "{tooltip}"
-    );
+    let expected = [
+        format!("Extension {own}: registered"),
+        format!("Extension {sales}: registered"),
+        format!("Extension {night}: not registered — password not available"),
+    ];
+    wait_tray_tooltip(&desktop, &expected, &[]);
 
     // The window lists the other accounts.
     let driver = WebDriver::launch(&desktop, &[], &logs.join("app-accounts-window.log")).unwrap();
@@ -109,7 +115,41 @@ fn every_saved_account_is_registered() {
     desktop.click_tray_menu("Register").unwrap();
     wait_for(WAIT, "both accounts to register again", both).unwrap();
 
+    // Support adds an account and removes another with the CLI while the app runs.
+    let extra = vicifast_e2e::random_extension();
+    let extra_pw = registrar.add_user(&extra).unwrap();
+    account_set(&desktop, "extra", &registrar, &extra, &extra_pw);
+    wait_for(WAIT, "the account added with the CLI to register", || {
+        (count(&registrar, &extra) == 1).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", registrar.log_tail()));
+    let status = desktop
+        .command(vicifast_e2e::Cli::binary().unwrap())
+        .args(["account", "remove", "sales"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "account remove: {status}");
+    wait_for(
+        WAIT,
+        "the account removed with the CLI to unregister",
+        || (count(&registrar, &sales) == 0).then_some(()),
+    )
+    .unwrap();
+    assert_eq!(
+        count(&registrar, &own),
+        1,
+        "the app's own account kept running"
+    );
+    assert_eq!(count(&registrar, &extra), 1);
+    wait_tray_tooltip(
+        &desktop,
+        &[format!("Extension {extra}: registered")],
+        &[format!("Extension {sales}")],
+    );
+
     desktop.quit_app().unwrap();
+    let none = || (count(&registrar, &own) == 0 && count(&registrar, &extra) == 0).then_some(());
     wait_for(WAIT, "Quit to remove every binding", none).unwrap();
     let _ = tray.wait();
     driver.finish();

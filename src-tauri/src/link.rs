@@ -12,6 +12,7 @@ use tauri::{AppHandle, Emitter, Runtime};
 use tokio::sync::{oneshot, Mutex, OnceCell};
 use vicifast_tray::error::CommandError;
 use vicifast_tray::ipc::{self, Call, IpcError, LineWriter, Request, ToWindow};
+use vicifast_tray::state::lock;
 
 /// The tray process's file name, without the platform's suffix.
 pub const TRAY_BINARY: &str = "vicifast-tray";
@@ -66,10 +67,6 @@ impl Connection {
     }
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn unreachable(e: &IpcError) -> CommandError {
     CommandError::new(
         "unreachable",
@@ -89,7 +86,7 @@ async fn connect<R: Runtime>(app: AppHandle<R>) -> Result<Connection, CommandErr
         pending: Arc::clone(&pending),
         next_id: AtomicU64::new(1),
     };
-    let reading = tauri::async_runtime::spawn(async move {
+    tauri::async_runtime::spawn(async move {
         loop {
             match reader.next::<ToWindow>().await {
                 Ok(Some(ToWindow::Reply { id, result })) => {
@@ -115,7 +112,6 @@ async fn connect<R: Runtime>(app: AppHandle<R>) -> Result<Connection, CommandErr
         tracing::info!("VICIfast in the tray has gone; closing the window");
         app.exit(0);
     });
-    drop(reading);
     connection.call(Call::Subscribe).await?;
     Ok(connection)
 }

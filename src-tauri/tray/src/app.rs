@@ -2,11 +2,10 @@
 //! local socket), the tray menu's actions, and start-up from the saved settings.
 
 use crate::error::CommandError;
-use crate::registration::Engine as Engines;
 use crate::registration::{keychain_message, Engine, Secrets};
 use crate::settings::{self, UiSettings, ACCOUNT};
 use crate::settings_file::{self, Stamp};
-use crate::state::{self, Shared, TrayView, UiState, View};
+use crate::state::{self, lock, Shared, TrayView, UiState, View};
 use crate::{autostart, network, window};
 use serde::Serialize;
 use std::sync::{Arc, MutexGuard};
@@ -17,7 +16,8 @@ use vicifast_engine::Stamped;
 /// How many window events may wait for a slow window before it misses some.
 const EVENT_BACKLOG: usize = 512;
 
-/// An event for the window: its name (`status`, `timeline`, `trace`, `focus`) and payload.
+/// An event for the window: its name (`status`, `timeline`, `trace`, `accounts`, `focus`) and
+/// payload.
 #[derive(Debug, Clone)]
 pub struct WindowEvent {
     pub name: &'static str,
@@ -213,7 +213,7 @@ impl App {
         let (has_account, has_others) = match loaded {
             Ok(settings) => {
                 let has = settings::account(&settings).is_some();
-                let others = settings.accounts.iter().any(|a| a.name != ACCOUNT);
+                let others = !settings::others(&settings).is_empty();
                 self.view().settings = Some(settings);
                 (has, others)
             }
@@ -271,7 +271,11 @@ impl App {
                 view.status = None;
                 view.problem_words = None;
             }
-            let old_others = Engines::other_settings_of(view.settings.as_ref());
+            let old_others = view
+                .settings
+                .as_ref()
+                .map(settings::others)
+                .unwrap_or_default();
             let had_main = view.settings.as_ref().and_then(settings::account).is_some();
             view.settings = Some(loaded.clone());
             (old_others, had_main)
@@ -284,7 +288,7 @@ impl App {
         } else if had_main {
             self.engine.stop_main(self).await;
         }
-        if Engines::other_settings_of(Some(&loaded)) != old_others {
+        if settings::others(&loaded) != old_others {
             self.engine.start_others(self).await;
         } else {
             self.engine.refresh_other_passwords(self).await;
@@ -321,10 +325,6 @@ impl App {
         view.problem_words = Some(state::problem_words("settings_file").to_owned());
         view.status = Some(status);
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Checks the form, checks the keychain holds a password, then writes the settings file.

@@ -5,12 +5,12 @@ use crate::app::App;
 use crate::error::CommandError;
 use crate::notifications;
 use crate::settings::{self, UiSettings, ACCOUNT};
-use crate::state::OtherAccount;
+use crate::state::{problem_words, OtherAccount};
 use crate::timeline;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
-use vicifast_accounts::{AccountSettings, Keychain, KeychainError};
+use vicifast_accounts::{Keychain, KeychainError};
 use vicifast_engine::{
     Cause, DriverOptions, EngineEvent, Password, Problem, ProblemCode, Registration,
     RegistrationState, Stamped, Status,
@@ -124,13 +124,11 @@ impl Engine {
     /// accounts.
     pub async fn register(&self, app: &Arc<App>) -> Result<(), CommandError> {
         self.register_others(app).await;
-        let main_set_up = app
-            .view()
-            .settings
-            .as_ref()
-            .and_then(settings::account)
-            .is_some();
-        if !main_set_up && !app.view().others.is_empty() {
+        let only_others = {
+            let view = app.view();
+            view.settings.as_ref().and_then(settings::account).is_none() && !view.others.is_empty()
+        };
+        if only_others {
             return Ok(());
         }
         {
@@ -167,16 +165,6 @@ impl Engine {
         app.refresh_tray();
     }
 
-    /// The saved accounts other than the app's own.
-    pub fn other_settings_of(
-        settings: Option<&vicifast_accounts::Settings>,
-    ) -> Vec<AccountSettings> {
-        settings
-            .iter()
-            .flat_map(|s| s.accounts.iter().filter(|a| a.name != ACCOUNT).cloned())
-            .collect()
-    }
-
     /// Gives each running other account its password from the keychain again (it may have been
     /// changed with `vicifast-cli account set`); one that had given up tries again at once.
     pub async fn refresh_other_passwords(&self, app: &Arc<App>) {
@@ -192,7 +180,12 @@ impl Engine {
     /// Registers every saved account other than the app's own (added with the CLI), each with
     /// its own password from the keychain; replaces those already running.
     pub async fn start_others(&self, app: &Arc<App>) {
-        let accounts = Self::other_settings_of(app.view().settings.as_ref());
+        let accounts = app
+            .view()
+            .settings
+            .as_ref()
+            .map(settings::others)
+            .unwrap_or_default();
         let mut others = self.others.lock().await;
         stop_all(others.drain().map(|(_, r)| r).collect()).await;
         app.view().others.clear();
@@ -210,10 +203,10 @@ impl Engine {
             let config = match account.to_config() {
                 Ok(config) => config,
                 Err(e) => {
-                    shown.state = Some(RegistrationState::Failed);
-                    shown.problem =
-                        Some(format!("Its saved settings are not valid: {}", e.message));
-                    shown.problem_words = Some("settings not valid".to_owned());
+                    shown.failed(
+                        format!("Its saved settings are not valid: {}", e.message),
+                        "settings not valid",
+                    );
                     app.view().others.insert(name, shown);
                     continue;
                 }
@@ -227,10 +220,7 @@ impl Engine {
                         Ok(Err(e)) => keychain_message(&e),
                         Err(e) => e.message,
                     };
-                    shown.state = Some(RegistrationState::Failed);
-                    shown.problem = Some(why);
-                    shown.problem_words =
-                        Some(crate::state::problem_words("credentials").to_owned());
+                    shown.failed(why, problem_words("credentials"));
                     app.view().others.insert(name, shown);
                     continue;
                 }
@@ -390,7 +380,7 @@ pub fn forward_other(app: &App, name: &str, event: EngineEvent) {
                     .inner
                     .problem
                     .as_ref()
-                    .map(|p| crate::state::problem_words(p.code.as_str()).to_owned());
+                    .map(|p| problem_words(p.code.as_str()).to_owned());
                 let notice = notifications::on_change(
                     &who,
                     &mut other.lost_notified,

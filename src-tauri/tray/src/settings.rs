@@ -29,6 +29,16 @@ pub fn account(settings: &Settings) -> Option<&AccountSettings> {
     settings.accounts.iter().find(|a| a.name == ACCOUNT)
 }
 
+/// The saved accounts other than the app's own (added with `vicifast-cli account set`).
+pub fn others(settings: &Settings) -> Vec<AccountSettings> {
+    settings
+        .accounts
+        .iter()
+        .filter(|a| a.name != ACCOUNT)
+        .cloned()
+        .collect()
+}
+
 /// What the window shows for the saved settings (`None` before the first save).
 pub fn to_ui(settings: &Settings) -> Option<UiSettings> {
     account(settings).map(|a| UiSettings {

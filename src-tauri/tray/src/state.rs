@@ -42,6 +42,15 @@ pub struct OtherAccount {
     pub lost_notified: bool,
 }
 
+impl OtherAccount {
+    /// It cannot register at all: `problem` for the window, `words` for the tooltip.
+    pub fn failed(&mut self, problem: String, words: &str) {
+        self.state = Some(RegistrationState::Failed);
+        self.problem = Some(problem);
+        self.problem_words = Some(words.to_owned());
+    }
+}
+
 /// What the tray icon shows: four looks, told apart by shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrayLook {
@@ -249,12 +258,17 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Locks the view; a panic while it was held does not make it unusable.
+    /// Locks the view.
     pub fn view(&self) -> MutexGuard<'_, View> {
-        self.view
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.view)
     }
+}
+
+/// Locks `mutex`; a panic while it was held does not make it unusable.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

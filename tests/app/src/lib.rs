@@ -130,7 +130,7 @@ pub struct Desktop {
     xvfb: Child,
     bus: Child,
     keyring: Option<Child>,
-    tray_host: Option<TrayHost>,
+    tray_host: TrayHost,
 }
 
 impl Desktop {
@@ -227,7 +227,7 @@ impl Desktop {
             None
         };
         let tray_host = match TrayHost::start(&bus_address) {
-            Ok(host) => Some(host),
+            Ok(host) => host,
             Err(e) => {
                 if let Some(k) = keyring.as_mut() {
                     kill_child(k);
@@ -411,10 +411,7 @@ d.flush()
 
     /// The stand-in panel the tray icon registers with.
     pub fn tray(&self) -> &TrayHost {
-        match &self.tray_host {
-            Some(host) => host,
-            None => unreachable!("a Desktop always has its tray host"),
-        }
+        &self.tray_host
     }
 
     /// Whether the tray shows the icon `look` (registered, working, failed, offline): the
@@ -582,7 +579,6 @@ impl Drop for Desktop {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        self.tray_host = None;
         if let Some(k) = self.keyring.as_mut() {
             kill_child(k);
         }

@@ -46,6 +46,16 @@ async fn show(mut views: watch::Receiver<TrayView>, actions: mpsc::UnboundedSend
     }
 }
 
+fn menu_item(label: &str, enabled: bool, action: TrayAction) -> ksni::MenuItem<StatusItem> {
+    StandardItem {
+        label: label.to_owned(),
+        enabled,
+        activate: Box::new(move |item: &mut StatusItem| item.ask(action)),
+        ..Default::default()
+    }
+    .into()
+}
+
 #[derive(Debug)]
 struct StatusItem {
     view: TrayView,
@@ -102,33 +112,11 @@ impl ksni::Tray for StatusItem {
 
     fn menu(&self) -> Vec<ksni::MenuItem<Self>> {
         vec![
-            StandardItem {
-                label: OPEN_WINDOW.to_owned(),
-                activate: Box::new(|item: &mut Self| item.ask(TrayAction::OpenWindow)),
-                ..Default::default()
-            }
-            .into(),
-            StandardItem {
-                label: REGISTER.to_owned(),
-                enabled: self.view.can_register,
-                activate: Box::new(|item: &mut Self| item.ask(TrayAction::Register)),
-                ..Default::default()
-            }
-            .into(),
-            StandardItem {
-                label: UNREGISTER.to_owned(),
-                enabled: self.view.can_unregister,
-                activate: Box::new(|item: &mut Self| item.ask(TrayAction::Unregister)),
-                ..Default::default()
-            }
-            .into(),
+            menu_item(OPEN_WINDOW, true, TrayAction::OpenWindow),
+            menu_item(REGISTER, self.view.can_register, TrayAction::Register),
+            menu_item(UNREGISTER, self.view.can_unregister, TrayAction::Unregister),
             ksni::MenuItem::Separator,
-            StandardItem {
-                label: QUIT.to_owned(),
-                activate: Box::new(|item: &mut Self| item.ask(TrayAction::Quit)),
-                ..Default::default()
-            }
-            .into(),
+            menu_item(QUIT, true, TrayAction::Quit),
         ]
     }
 

@@ -263,7 +263,7 @@ impl App {
             }
         };
         tracing::info!("the settings file changed: applying it");
-        let (old_others, had_main) = {
+        let had_main = {
             let mut view = self.view();
             let repaired = view.settings_problem.take().is_some();
             if repaired && view.settings.is_none() {
@@ -271,14 +271,9 @@ impl App {
                 view.status = None;
                 view.problem_words = None;
             }
-            let old_others = view
-                .settings
-                .as_ref()
-                .map(settings::others)
-                .unwrap_or_default();
             let had_main = view.settings.as_ref().and_then(settings::account).is_some();
             view.settings = Some(loaded.clone());
-            (old_others, had_main)
+            had_main
         };
         if settings::account(&loaded).is_some() {
             // Same settings: only the password is read again.
@@ -288,11 +283,9 @@ impl App {
         } else if had_main {
             self.engine.stop_main(self).await;
         }
-        if settings::others(&loaded) != old_others {
-            self.engine.start_others(self).await;
-        } else {
-            self.engine.refresh_other_passwords(self).await;
-        }
+        // Changed or new accounts (re)start; the unchanged ones read their password again.
+        self.engine.start_others(self).await;
+        self.engine.refresh_other_passwords(self).await;
         self.refresh_tray();
     }
 
@@ -360,21 +353,9 @@ fn persist(
 mod tests {
     use super::*;
     use vicifast_accounts::{KeychainError, MemoryKeychain};
-    use vicifast_engine::{Password, Transport};
+    use vicifast_engine::Password;
 
-    fn form(server: &str) -> UiSettings {
-        UiSettings {
-            server: server.to_owned(),
-            extension: "101".to_owned(),
-            auth_user: None,
-            domain: None,
-            transport: Transport::Udp,
-            port: None,
-            outbound_proxy: None,
-            expires: 300,
-            start_at_login: false,
-        }
-    }
+    use crate::settings::test_form as form;
 
     fn temp_store() -> (tempfile::TempDir, ConfigStore) {
         let dir = tempfile::tempdir().expect("temp dir");

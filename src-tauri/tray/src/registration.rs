@@ -10,7 +10,7 @@ use crate::timeline;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
-use vicifast_accounts::{Keychain, KeychainError};
+use vicifast_accounts::{AccountSettings, Keychain, KeychainError};
 use vicifast_engine::{
     Cause, DriverOptions, EngineEvent, Password, Problem, ProblemCode, Registration,
     RegistrationState, Stamped, Status,
@@ -27,9 +27,14 @@ pub struct Engine {
 struct Running {
     registration: Registration,
     forwarder: tokio::task::JoinHandle<()>,
-    /// The settings it runs with, to tell a password change from a new configuration (the app's
-    /// account only).
-    settings: Option<UiSettings>,
+    /// The settings it runs with, to tell a password change from a new configuration.
+    settings: RunningWith,
+}
+
+enum RunningWith {
+    /// The app's own account, as the window's form shows it.
+    App(UiSettings),
+    Other(AccountSettings),
 }
 
 /// The OS keychain (or a stand-in in tests).
@@ -92,7 +97,7 @@ impl Engine {
 
         let mut running = self.running.lock().await;
         if let Some(r) = running.as_mut() {
-            if r.settings.as_ref() == Some(&form) && !fresh {
+            if matches!(&r.settings, RunningWith::App(s) if *s == form) && !fresh {
                 r.registration.set_password(password);
                 return Ok(());
             }
@@ -113,7 +118,7 @@ impl Engine {
         *running = Some(Running {
             registration,
             forwarder,
-            settings: Some(form),
+            settings: RunningWith::App(form),
         });
         app.view().active = true;
         app.refresh_tray();
@@ -177,8 +182,9 @@ impl Engine {
         }
     }
 
-    /// Registers every saved account other than the app's own (added with the CLI), each with
-    /// its own password from the keychain; replaces those already running.
+    /// Brings the other saved accounts (added with the CLI) in line with the settings: stops
+    /// those removed or changed, starts those new, changed or not running, each with its own
+    /// password from the keychain. Those unchanged and running are left alone (no gap).
     pub async fn start_others(&self, app: &Arc<App>) {
         let accounts = app
             .view()
@@ -187,8 +193,23 @@ impl Engine {
             .map(settings::others)
             .unwrap_or_default();
         let mut others = self.others.lock().await;
-        stop_all(others.drain().map(|(_, r)| r).collect()).await;
-        app.view().others.clear();
+        let stale: Vec<String> = others
+            .iter()
+            .filter(|(name, r)| {
+                !accounts.iter().any(|a| {
+                    &a.name == *name && matches!(&r.settings, RunningWith::Other(s) if s == a)
+                })
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        stop_all(stale.iter().filter_map(|n| others.remove(n)).collect()).await;
+        app.view()
+            .others
+            .retain(|name, _| others.contains_key(name));
+        let accounts: Vec<AccountSettings> = accounts
+            .into_iter()
+            .filter(|a| !others.contains_key(&a.name))
+            .collect();
         for account in accounts {
             let name = account.name.clone();
             let mut shown = OtherAccount {
@@ -242,7 +263,7 @@ impl Engine {
                 Running {
                     registration,
                     forwarder,
-                    settings: None,
+                    settings: RunningWith::Other(account),
                 },
             );
         }
@@ -254,25 +275,29 @@ impl Engine {
         app.refresh_tray();
     }
 
-    /// Retries the other accounts now, or starts them if they are stopped or have given up.
+    /// Retries the other accounts now (one that gave up with its password from the keychain
+    /// again), and starts those not running.
     async fn register_others(&self, app: &Arc<App>) {
-        let restart = {
+        {
             let others = self.others.lock().await;
-            let view = app.view();
-            let failed = view
-                .others
-                .values()
-                .any(|o| o.state == Some(RegistrationState::Failed));
-            if !failed {
-                for running in others.values() {
+            for (name, running) in others.iter() {
+                let failed = app
+                    .view()
+                    .others
+                    .get(name)
+                    .is_some_and(|o| o.state == Some(RegistrationState::Failed));
+                if !failed {
                     running.registration.retry_now();
+                    continue;
+                }
+                let lookup = name.clone();
+                if let Ok(Ok(Some(password))) = app.secrets().run(move |k| k.get(&lookup)).await {
+                    // New credentials: it tries again at once.
+                    running.registration.set_password(password);
                 }
             }
-            failed || others.is_empty()
-        };
-        if restart {
-            self.start_others(app).await;
         }
+        self.start_others(app).await;
     }
 }
 

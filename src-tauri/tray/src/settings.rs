@@ -102,6 +102,22 @@ fn non_empty(value: &Option<String>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A plain valid form for `server`, for the crate's tests.
+#[cfg(test)]
+pub fn test_form(server: &str) -> UiSettings {
+    UiSettings {
+        server: server.to_owned(),
+        extension: "101".to_owned(),
+        auth_user: None,
+        domain: None,
+        transport: Transport::Udp,
+        port: None,
+        outbound_proxy: None,
+        expires: 300,
+        start_at_login: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

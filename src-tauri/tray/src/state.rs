@@ -325,17 +325,7 @@ mod tests {
     }
 
     fn form() -> crate::settings::UiSettings {
-        crate::settings::UiSettings {
-            server: "pbx".to_owned(),
-            extension: "101".to_owned(),
-            auth_user: None,
-            domain: None,
-            transport: vicifast_engine::Transport::Udp,
-            port: None,
-            outbound_proxy: None,
-            expires: 300,
-            start_at_login: false,
-        }
+        crate::settings::test_form("pbx")
     }
 
     fn other(name: &str, state: Option<RegistrationState>) -> OtherAccount {

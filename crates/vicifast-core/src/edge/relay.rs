@@ -93,7 +93,7 @@ impl EdgeProxy {
             self.on_response(now, Leg::Pbx, message);
             return FromPbx::Handled;
         }
-        if self.is_for_registration(&message) {
+        if !message.has_transaction_fields() || self.is_for_registration(&message) {
             return FromPbx::ForRegistration;
         }
         self.trace(Direction::Received, remote, current.transport, data);

@@ -375,3 +375,22 @@ fn max_forwards_zero_gets_483_and_nothing_is_relayed() {
         .iter()
         .all(|m| first_line(m).starts_with("OPTIONS ")));
 }
+
+#[test]
+fn a_cancel_with_no_context_still_finds_the_invite_downstream() {
+    // One proxy relays the INVITE; an identical one (same seed) never saw it, as after a
+    // restart, and relays the CANCEL statelessly (RFC 3261 §16.10) with the same derived branch.
+    let mut with_invite = EdgeSim::new();
+    let invite = ringing_call(&mut with_invite);
+    let mut without = EdgeSim::new();
+    without.register_baresip();
+    let cancel = "CANCEL sip:101@198.18.1.2:40000;transport=udp;ob SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.1:5060;branch=z9hG4bKk1\r\nVia: SIP/2.0/UDP 198.18.0.7:5060;rport=5060;branch=z9hG4bKcaller1\r\nMax-Forwards: 69\r\nFrom: <sip:200@example.test>;tag=caller\r\nTo: <sip:101@example.test>\r\nCall-ID: call-in-1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(without.pbx(cancel), FromPbx::Handled);
+    let relayed = without.take_softphone().pop().unwrap();
+    assert_eq!(
+        first_line(&relayed),
+        format!("CANCEL {SOFTPHONE_CONTACT} SIP/2.0")
+    );
+    assert_eq!(top_branch(&relayed), top_branch(&invite));
+    assert!(without.take_pbx().is_empty(), "the softphone answers it");
+}

@@ -166,7 +166,9 @@ impl EdgeProxy {
         }
         if self.transactions.is_full() {
             tracing::warn!(account = %self.account, %method, "too many transactions in progress: request refused");
-            let mut busy = EditableMessage::response_to(&request, 503, "Service Unavailable", None);
+            let tag = self.token();
+            let mut busy =
+                EditableMessage::response_to(&request, 503, "Service Unavailable", Some(&tag));
             busy.append("retry-after", "5");
             self.send(upstream.peer, busy.to_bytes());
             return;
@@ -359,8 +361,15 @@ impl EdgeProxy {
             tracing::debug!(account = %self.account, "nowhere to relay to: request dropped");
             return;
         };
-        if from == Leg::Softphone {
-            self.rewrite_sdp(&mut request);
+        match from {
+            Leg::Softphone => self.rewrite_sdp(&mut request),
+            // A CANCEL must name what its INVITE was relayed to.
+            Leg::Pbx if !request.in_dialog() => {
+                if let Some((_, contact)) = self.softphone_path() {
+                    request.set_uri(&contact);
+                }
+            }
+            Leg::Pbx => {}
         }
         request.push_top("via", via_value(transport, sent_by, &branch));
         self.send(peer, request.to_bytes());

@@ -7,7 +7,9 @@
 //!   is absorbed here.
 //! - Downstream, the relayed request is retransmitted on UDP (Timer A/E) until a response comes;
 //!   an INVITE with no response at all is given up after 64·T1 (Timer B: 408 upstream), one that
-//!   rings is given up after the INVITE timeout (Timer C: CANCEL downstream, 408 upstream); a
+//!   rings is given up after the INVITE timeout counted from its first provisional response
+//!   (Timer C, not restarted by later ones so that ringing stays bounded: CANCEL downstream,
+//!   408 upstream); a
 //!   non-INVITE is given up silently after 64·T1 (Timer F; RFC 4320: no 408 upstream). A non-2xx
 //!   final response to an INVITE is acknowledged here, hop by hop.
 //! - Every entry is forgotten a bounded time after its final response (Timers H, J, K folded

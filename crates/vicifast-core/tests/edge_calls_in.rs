@@ -287,8 +287,7 @@ fn a_retransmitted_invite_gets_the_latest_response_again() {
 
 #[test]
 fn qualify_options_stay_with_the_registration_and_options_for_the_extension_are_relayed() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     // Asterisk's qualify: To names the contact itself.
     let qualify = "OPTIONS sip:101@198.18.1.2:40000;transport=udp;ob SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.1:5060;rport;branch=z9hG4bKPjq1\r\nFrom: <sip:101@198.18.0.1>;tag=q1\r\nTo: <sip:101@198.18.1.2:40000;ob>\r\nContact: <sip:101@198.18.0.1:5060>\r\nCall-ID: q-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nUser-Agent: Asterisk PBX 20.5.0\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(sim.pbx(qualify), FromPbx::ForRegistration);
@@ -352,8 +351,7 @@ fn in_dialog_methods_are_relayed_to_the_softphone() {
 
 #[test]
 fn unsolicited_notify_and_message_for_the_extension_reach_the_softphone() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     let mwi = "NOTIFY sip:101@198.18.1.2:40000;transport=udp;ob SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.1:5060;rport;branch=z9hG4bKPjmwi\r\nFrom: <sip:101@example.test>;tag=m1\r\nTo: <sip:101@example.test>\r\nCall-ID: mwi-1\r\nCSeq: 1 NOTIFY\r\nEvent: message-summary\r\nSubscription-State: active\r\nContent-Type: application/simple-message-summary\r\nContent-Length: 23\r\n\r\nMessages-Waiting: yes\r\n";
     assert_eq!(sim.pbx(mwi), FromPbx::Handled);
     let relayed = sim.take_softphone().pop().unwrap();
@@ -363,8 +361,7 @@ fn unsolicited_notify_and_message_for_the_extension_reach_the_softphone() {
 
 #[test]
 fn max_forwards_zero_gets_483_and_nothing_is_relayed() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     let exhausted = kamailio_invite("z9hG4bKmf").replace("Max-Forwards: 69", "Max-Forwards: 0");
     assert_eq!(sim.pbx(&exhausted), FromPbx::Handled);
     let up = sim.take_pbx();

@@ -36,15 +36,9 @@ Content-Length: {}\r\n\r\n{sdp}",
     )
 }
 
-fn registered() -> EdgeSim {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
-    sim
-}
-
 #[test]
 fn an_invite_to_a_foreign_host_goes_to_the_pbx_flow_only() {
-    let mut sim = registered();
+    let mut sim = EdgeSim::registered();
     sim.softphone(&microsip_invite("z9hG4bKPjo1", 9520, ""));
     let trying = sim.take_softphone();
     assert_eq!(trying.len(), 1);
@@ -76,7 +70,7 @@ fn an_invite_to_a_foreign_host_goes_to_the_pbx_flow_only() {
 
 #[test]
 fn a_407_goes_back_to_the_softphone_which_answers_it_itself() {
-    let mut sim = registered();
+    let mut sim = EdgeSim::registered();
     sim.softphone(&microsip_invite("z9hG4bKPjo1", 9520, ""));
     sim.take_softphone();
     let invite = sim.take_pbx().pop().unwrap();
@@ -149,7 +143,7 @@ fn a_407_goes_back_to_the_softphone_which_answers_it_itself() {
 
 #[test]
 fn dtmf_info_transfer_subscribe_and_message_reach_the_pbx() {
-    let mut sim = registered();
+    let mut sim = EdgeSim::registered();
     let in_dialog = |method: &str, branch: &str, cseq: u32, extra: &str, body: &str| {
         format!(
             "{method} sip:8600051@198.18.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;rport;branch={branch}\r\nRoute: {OUR_RR_SOFTPHONE}, {OUR_RR_PBX}\r\nMax-Forwards: 70\r\nFrom: <sip:101@example.test>;tag=mf1\r\nTo: <sip:8600051@example.test>;tag=uas200\r\nCall-ID: out-1\r\nCSeq: {cseq} {method}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
@@ -199,7 +193,7 @@ fn dtmf_info_transfer_subscribe_and_message_reach_the_pbx() {
 
 #[test]
 fn behind_nat_the_sdp_names_the_public_address() {
-    let mut sim = registered();
+    let mut sim = EdgeSim::registered();
     sim.set_flow(Some(flow(1, LOCAL, Some("203.0.113.7:61000"))));
     let with_lan_address =
         microsip_invite("z9hG4bKPjn1", 1, "").replace("c=IN IP4 127.0.0.1", "c=IN IP4 198.18.1.2");
@@ -217,7 +211,7 @@ fn behind_nat_the_sdp_names_the_public_address() {
 
 #[test]
 fn keepalive_options_to_the_listener_are_answered_locally() {
-    let mut sim = registered();
+    let mut sim = EdgeSim::registered();
     let ping = "OPTIONS sip:127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;rport;branch=z9hG4bKka\r\nMax-Forwards: 70\r\nFrom: <sip:101@example.test>;tag=k\r\nTo: <sip:127.0.0.1:5070>\r\nCall-ID: ka-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     sim.softphone(ping);
     let answer = sim.take_softphone().pop().unwrap();
@@ -236,7 +230,7 @@ fn keepalive_options_to_the_listener_are_answered_locally() {
 
 #[test]
 fn other_local_programs_cannot_place_calls_through_the_listener() {
-    let mut sim = registered();
+    let mut sim = EdgeSim::registered();
     let stranger = udp("127.0.0.1:6000");
     sim.softphone_from(stranger, &microsip_invite("z9hG4bKst1", 1, ""));
     let (to, answer) = sim.to_softphone.pop().unwrap();
@@ -255,7 +249,7 @@ fn other_local_programs_cannot_place_calls_through_the_listener() {
 
 #[test]
 fn without_a_flow_the_softphone_gets_503_at_once() {
-    let mut sim = registered();
+    let mut sim = EdgeSim::registered();
     sim.set_flow(None);
     sim.softphone(&microsip_invite("z9hG4bKnf1", 1, ""));
     let answer = sim.take_softphone().pop().unwrap();
@@ -268,7 +262,7 @@ fn without_a_flow_the_softphone_gets_503_at_once() {
 
 #[test]
 fn an_unanswered_invite_is_retransmitted_over_udp_then_given_up_with_408() {
-    let mut sim = registered();
+    let mut sim = EdgeSim::registered();
     sim.softphone(&microsip_invite("z9hG4bKPjt1", 1, ""));
     sim.take_softphone();
     assert_eq!(sim.take_pbx().len(), 1);
@@ -305,7 +299,7 @@ fn an_unanswered_invite_is_retransmitted_over_udp_then_given_up_with_408() {
 
 #[test]
 fn a_provisional_response_stops_invite_retransmissions() {
-    let mut sim = registered();
+    let mut sim = EdgeSim::registered();
     sim.softphone(&microsip_invite("z9hG4bKPjp1", 1, ""));
     sim.take_softphone();
     let invite = sim.take_pbx().pop().unwrap();

@@ -187,8 +187,7 @@ fn a_retransmitted_register_gets_the_same_answer_not_a_replay_refusal() {
 
 #[test]
 fn expiry_and_removal_end_the_binding() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     sim.advance(Duration::from_secs(599));
     assert_eq!(sim.status().expires_in, Some(1));
     sim.advance(Duration::from_secs(2));

@@ -63,8 +63,7 @@ fn samples() -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn mangled_messages_from_both_sides_never_panic_or_escape() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     let (from_softphone, from_pbx) = samples();
     let mut rng = ChaCha8Rng::seed_from_u64(10);
     for round in 0..3000 {
@@ -122,8 +121,7 @@ fn garbage_is_dropped_silently() {
 
 #[test]
 fn an_invite_flood_is_capped_and_forgotten() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     let before = sim.proxy.transactions_in_progress();
     let mut refused = 0;
     for i in 0..1000 {
@@ -146,8 +144,7 @@ fn an_invite_flood_is_capped_and_forgotten() {
 
 #[test]
 fn responses_that_are_not_to_our_requests_are_dropped() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     // From the softphone: a branch that is not ours, and one of ours sent toward the PBX.
     for branch in ["z9hG4bKnotours", "z9hG4bKvfpforged"] {
         sim.softphone(&format!(

@@ -23,8 +23,7 @@ fn reinvite_from_softphone(sdp_address: &str) -> String {
 
 #[test]
 fn sdp_with_the_old_address_is_pointed_at_the_new_flow() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     sim.set_flow(Some(flow(2, NEW_LOCAL, None)));
     sim.softphone(&reinvite_from_softphone("198.18.1.2"));
     let (flow, _, invite) = sim.to_pbx.pop().unwrap();
@@ -45,8 +44,7 @@ fn sdp_with_the_old_address_is_pointed_at_the_new_flow() {
 
 #[test]
 fn an_in_dialog_request_routed_to_our_old_address_is_still_relayed() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     sim.set_flow(Some(flow(2, NEW_LOCAL, None)));
     let bye = format!(
         "BYE sip:101-0x5621a4d0@127.0.0.1:5062;transport=udp SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.1:5060;branch=z9hG4bKold\r\nRoute: {OLD_RR_PBX}, {RR_SOFTPHONE}\r\nFrom: <sip:200@example.test>;tag=c\r\nTo: <sip:101@example.test>;tag=d\r\nCall-ID: moving\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n"
@@ -59,8 +57,7 @@ fn an_in_dialog_request_routed_to_our_old_address_is_still_relayed() {
 
 #[test]
 fn a_response_to_a_request_from_the_old_flow_leaves_on_the_new_one() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     let invite = "INVITE sip:101@198.18.1.2:40000 SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.1:5060;branch=z9hG4bKmv\r\nFrom: <sip:200@example.test>;tag=c\r\nTo: <sip:101@example.test>\r\nCall-ID: mv\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(sim.pbx(invite), FromPbx::Handled);
     let relayed = sim.take_softphone().remove(0);
@@ -74,8 +71,7 @@ fn a_response_to_a_request_from_the_old_flow_leaves_on_the_new_one() {
 
 #[test]
 fn bindings_of_this_computer_that_are_not_ours_are_direct_registrations() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     sim.set_flow(Some(flow(2, NEW_LOCAL, Some("203.0.113.7:61000"))));
     let bindings = [
         BindingInfo {

@@ -55,8 +55,7 @@ fn refusals(sim: &EdgeSim) -> Vec<String> {
 
 #[test]
 fn checks_run_at_the_interval_and_a_silent_softphone_is_reported_once() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     sim.advance(Duration::from_secs(15));
     assert_eq!(
         answer_checks(&mut sim, "baresip v1.0.0"),
@@ -105,8 +104,7 @@ fn checks_run_at_the_interval_and_a_silent_softphone_is_reported_once() {
 
 #[test]
 fn a_call_for_a_softphone_that_does_not_answer_gets_480_at_once() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     sim.advance(Duration::from_secs(18));
     assert_eq!(sim.state(), SoftphoneState::NotAnswering);
     sim.take_softphone();
@@ -139,8 +137,7 @@ fn a_call_before_any_softphone_registered_gets_480_saying_so() {
 
 #[test]
 fn a_softphone_that_dies_while_a_call_rings_ends_the_call_at_once() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     assert_eq!(sim.pbx(&invite("z9hG4bKPjv3")), FromPbx::Handled);
     let down = sim.take_softphone();
     assert_eq!(down.len(), 2, "the INVITE and a check sent with it");
@@ -198,8 +195,7 @@ fn a_call_that_rings_past_the_invite_timeout_is_cancelled() {
 
 #[test]
 fn unreachable_softphone_is_known_without_waiting() {
-    let mut sim = EdgeSim::new();
-    sim.register_baresip();
+    let mut sim = EdgeSim::registered();
     sim.proxy
         .handle_softphone_unreachable(sim.now, udp(SOFTPHONE));
     sim.drain();

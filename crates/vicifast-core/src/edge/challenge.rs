@@ -11,7 +11,7 @@
 
 use super::config::DigestAlgorithm;
 use crate::config::Password;
-use crate::message::split_list;
+use crate::message::{parse_params, split_list};
 use digest_auth::{Algorithm, AlgorithmType, AuthContext, AuthorizationHeader, HttpMethod, Qop};
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
@@ -211,17 +211,11 @@ fn parse_credentials(value: &str) -> Option<Credentials> {
         return None;
     }
     let mut c = Credentials::default();
-    for item in split_list(rest) {
-        let Some((name, raw)) = item.split_once('=') else {
+    for (name, value) in split_list(rest).iter().flat_map(|item| parse_params(item)) {
+        let Some(value) = value else {
             continue;
         };
-        let raw = raw.trim();
-        let value = raw
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(raw)
-            .to_owned();
-        match name.trim().to_ascii_lowercase().as_str() {
+        match name.as_str() {
             "username" => c.username = value,
             "realm" => c.realm = value,
             "nonce" => c.nonce = value,

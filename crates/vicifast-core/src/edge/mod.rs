@@ -313,21 +313,7 @@ impl EdgeProxy {
         self.flow = flow;
     }
 
-    /// A message arrived on a flow of the registration. See [`FromPbx`].
-    pub fn handle_pbx_receive(
-        &mut self,
-        now: Instant,
-        flow: FlowId,
-        remote: SocketAddr,
-        data: &[u8],
-    ) -> FromPbx {
-        self.receive_from_pbx(now, flow, remote, data)
-    }
-
-    /// A message (a UDP datagram, or one framed from a TCP connection) arrived at the listener.
-    pub fn handle_softphone_receive(&mut self, now: Instant, from: LocalPeer, data: &[u8]) {
-        self.receive_from_softphone(now, from, data);
-    }
+    // `handle_pbx_receive`, `handle_softphone_receive` and `handle_timeout` are in `relay`.
 
     /// Sending to the softphone failed at once (ICMP port unreachable, connection refused): it is
     /// not running.
@@ -353,11 +339,6 @@ impl EdgeProxy {
                 }
             }
         }
-    }
-
-    /// Timers due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.on_timeout(now);
     }
 
     // ---- outputs ----

@@ -9,7 +9,9 @@ use super::routing::{
     strip_own_routes, via_value, Leg,
 };
 use super::sdp::rewrite_media_addresses;
-use super::transaction::{Cancel, ClientState, Downstream, Due, Key, Peer, RelayTransaction};
+use super::transaction::{
+    Cancel, ClientState, Downstream, Due, Key, Peer, RelayTransaction, Upstream,
+};
 use super::{EdgeEvent, EdgeOutput, EdgeProxy, FromPbx, LocalPeer, LocalTransmit};
 use crate::message::{self, NameAddr, UriParts};
 use crate::status::{Direction, IncomingCall, TraceEntry, Transport};
@@ -19,18 +21,11 @@ use std::time::Instant;
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, REFER, SUBSCRIBE, NOTIFY, MESSAGE";
 
-/// The side a request came from and how to answer it.
-#[derive(Debug, Clone, Copy)]
-struct Upstream {
-    leg: Leg,
-    peer: Peer,
-    reliable: bool,
-}
-
 impl EdgeProxy {
     // ---- arrivals ----
 
-    pub(super) fn receive_from_softphone(&mut self, now: Instant, source: LocalPeer, data: &[u8]) {
+    /// A message (a UDP datagram, or one framed from a TCP connection) arrived at the listener.
+    pub fn handle_softphone_receive(&mut self, now: Instant, source: LocalPeer, data: &[u8]) {
         if !source.addr.ip().is_loopback() {
             tracing::debug!(account = %self.account, remote = %source.addr, "message to the softphone listener from another computer dropped");
             return;
@@ -66,7 +61,8 @@ impl EdgeProxy {
         }
     }
 
-    pub(super) fn receive_from_pbx(
+    /// A message arrived on a flow of the registration. See [`FromPbx`].
+    pub fn handle_pbx_receive(
         &mut self,
         now: Instant,
         flow: FlowId,
@@ -454,30 +450,9 @@ impl EdgeProxy {
         let invite = key.1;
         let timers = self.config.timers;
         let reliable = transport.is_reliable();
-        let mut tx = RelayTransaction {
-            invite,
-            from: upstream.leg,
-            upstream: upstream.peer,
-            upstream_reliable: upstream.reliable,
-            request: received,
-            downstream: Some(Downstream {
-                peer,
-                forwarded: request,
-                bytes: bytes.clone(),
-                reliable,
-                state: ClientState::Calling,
-                retransmit: (!reliable).then(|| (now + timers.t1, timers.t1)),
-                give_up: Some(now + timers.t1 * 64),
-                cancel: Cancel::None,
-                ack: None,
-            }),
-            last_response: None,
-            final_code: None,
-            final_ours: false,
-            final_retransmit: None,
-            forget_at: None,
-            call: call.clone(),
-        };
+        let downstream = Downstream::new(now, peer, request, bytes.clone(), reliable, timers);
+        let mut tx =
+            RelayTransaction::new(invite, upstream, received, Some(downstream), call.clone());
         if invite {
             // RFC 3261 §16.2: a stateful proxy answers 100 to an INVITE at once.
             let trying = EditableMessage::response_to(&tx.request, 100, "Trying", None).to_bytes();
@@ -545,24 +520,15 @@ impl EdgeProxy {
     ) {
         let code = response.code().unwrap_or(500);
         let bytes = response.to_bytes();
-        let timers = self.config.timers;
-        let invite = key.1;
-        let mut tx = RelayTransaction {
-            invite,
-            from: upstream.leg,
-            upstream: upstream.peer,
-            upstream_reliable: upstream.reliable,
-            request: request.clone(),
-            downstream: None,
-            last_response: Some(bytes.clone()),
-            final_code: Some(code),
-            final_ours: true,
-            final_retransmit: (invite && code >= 300 && !upstream.reliable)
-                .then(|| (now + timers.t1, timers.t1)),
-            forget_at: None,
-            call: None,
-        };
-        tx.forget_at = Some(now + tx.linger(timers));
+        let tx = RelayTransaction::answered(
+            now,
+            key.1,
+            upstream,
+            request.clone(),
+            code,
+            bytes.clone(),
+            self.config.timers,
+        );
         if !self.transactions.is_full() {
             self.transactions.entries.insert(key, tx);
         }
@@ -591,13 +557,7 @@ impl EdgeProxy {
             response.append(name, value.clone());
         }
         let bytes = response.to_bytes();
-        tx.final_code = Some(code);
-        tx.final_ours = true;
-        tx.last_response = Some(bytes.clone());
-        tx.final_retransmit =
-            (tx.invite && !tx.upstream_reliable).then(|| (now + timers.t1, timers.t1));
-        tx.forget_at = Some(now + tx.linger(timers));
-        tx.call = None;
+        tx.complete(now, code, bytes.clone(), true, timers);
         let peer = tx.upstream;
         self.send(peer, bytes);
     }
@@ -779,10 +739,8 @@ impl EdgeProxy {
         let bytes = response.to_bytes();
         let first = tx.final_code.is_none();
         if first {
-            tx.final_code = response.code();
-            tx.last_response = Some(bytes.clone());
-            tx.forget_at = Some(now + tx.linger(timers));
-            tx.call = None;
+            let code = response.code().unwrap_or(200);
+            tx.complete(now, code, bytes.clone(), false, timers);
         }
         // Every 2xx to an INVITE goes up, retransmissions and late ones included (§16.7 step 5).
         if first || tx.invite {
@@ -820,12 +778,8 @@ impl EdgeProxy {
                 response.set_status(500, "Server Internal Error");
             }
             let bytes = response.to_bytes();
-            tx.final_code = response.code();
-            tx.last_response = Some(bytes.clone());
-            tx.final_retransmit =
-                (tx.invite && !tx.upstream_reliable).then(|| (now + timers.t1, timers.t1));
-            tx.forget_at = Some(now + tx.linger(timers));
-            tx.call = None;
+            let code = response.code().unwrap_or(500);
+            tx.complete(now, code, bytes.clone(), false, timers);
             sends.push((tx.upstream, bytes));
         }
         for (peer, bytes) in sends {
@@ -866,7 +820,8 @@ impl EdgeProxy {
 
     // ---- timers ----
 
-    pub(super) fn on_timeout(&mut self, now: Instant) {
+    /// Timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
         if self.registrar.expire(now) {
             tracing::info!(account = %self.account, "the softphone's registration with VICIfast lapsed");
             self.binding_gone(now);

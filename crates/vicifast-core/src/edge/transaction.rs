@@ -33,6 +33,14 @@ pub(crate) enum Peer {
     Softphone(super::LocalPeer),
 }
 
+/// The side a request came from, where to answer it, and whether that transport is reliable.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Upstream {
+    pub leg: Leg,
+    pub peer: Peer,
+    pub reliable: bool,
+}
+
 /// Transactions are told apart by our branch toward the downstream side and by whether they are
 /// INVITE transactions (an ACK or CANCEL names the INVITE's).
 pub(crate) type Key = (String, bool);
@@ -79,6 +87,30 @@ pub(crate) struct Downstream {
     pub ack: Option<Vec<u8>>,
 }
 
+impl Downstream {
+    /// A request just relayed to `peer`: retransmitted on UDP from T1, given up after 64·T1.
+    pub fn new(
+        now: Instant,
+        peer: Peer,
+        forwarded: EditableMessage,
+        bytes: Vec<u8>,
+        reliable: bool,
+        timers: TransactionTimers,
+    ) -> Self {
+        Self {
+            peer,
+            forwarded,
+            bytes,
+            reliable,
+            state: ClientState::Calling,
+            retransmit: (!reliable).then(|| (now + timers.t1, timers.t1)),
+            give_up: Some(now + timers.t1 * 64),
+            cancel: Cancel::None,
+            ack: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct RelayTransaction {
     pub invite: bool,
@@ -116,6 +148,64 @@ pub(crate) enum Due {
 }
 
 impl RelayTransaction {
+    /// A request relayed `downstream` (or to be answered here, with none), no response yet.
+    pub fn new(
+        invite: bool,
+        upstream: Upstream,
+        request: EditableMessage,
+        downstream: Option<Downstream>,
+        call: Option<IncomingCall>,
+    ) -> Self {
+        Self {
+            invite,
+            from: upstream.leg,
+            upstream: upstream.peer,
+            upstream_reliable: upstream.reliable,
+            request,
+            downstream,
+            last_response: None,
+            final_code: None,
+            final_ours: false,
+            final_retransmit: None,
+            forget_at: None,
+            call,
+        }
+    }
+
+    /// A request answered here with a final response (`response` on the wire).
+    pub fn answered(
+        now: Instant,
+        invite: bool,
+        upstream: Upstream,
+        request: EditableMessage,
+        code: u16,
+        response: Vec<u8>,
+        timers: TransactionTimers,
+    ) -> Self {
+        let mut tx = Self::new(invite, upstream, request, None, None);
+        tx.complete(now, code, response, true, timers);
+        tx
+    }
+
+    /// Records the final response sent upstream: kept for retransmitted requests, repeated by
+    /// Timer G when it is a non-2xx to an INVITE on UDP, forgotten after the linger time.
+    pub fn complete(
+        &mut self,
+        now: Instant,
+        code: u16,
+        response: Vec<u8>,
+        ours: bool,
+        timers: TransactionTimers,
+    ) {
+        self.final_code = Some(code);
+        self.final_ours = ours;
+        self.last_response = Some(response);
+        self.final_retransmit = (self.invite && code >= 300 && !self.upstream_reliable)
+            .then(|| (now + timers.t1, timers.t1));
+        self.forget_at = Some(now + self.linger(timers));
+        self.call = None;
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut deadlines = vec![self.final_retransmit.map(|(at, _)| at), self.forget_at];
         if let Some(down) = &self.downstream {
@@ -221,31 +311,20 @@ mod tests {
 
     fn transaction(invite: bool, reliable_down: bool, now: Instant) -> RelayTransaction {
         let request = EditableMessage::request(if invite { "INVITE" } else { "BYE" }, "sip:x@y");
-        let timers = TransactionTimers::default();
-        RelayTransaction {
-            invite,
-            from: Leg::Pbx,
-            upstream: Peer::Pbx,
-            upstream_reliable: false,
-            request: request.clone(),
-            downstream: Some(Downstream {
-                peer: Peer::Pbx,
-                forwarded: request,
-                bytes: Vec::new(),
-                reliable: reliable_down,
-                state: ClientState::Calling,
-                retransmit: (!reliable_down).then(|| (now + timers.t1, timers.t1)),
-                give_up: Some(now + timers.t1 * 64),
-                cancel: Cancel::None,
-                ack: None,
-            }),
-            last_response: None,
-            final_code: None,
-            final_ours: false,
-            final_retransmit: None,
-            forget_at: None,
-            call: None,
-        }
+        let upstream = Upstream {
+            leg: Leg::Pbx,
+            peer: Peer::Pbx,
+            reliable: false,
+        };
+        let down = Downstream::new(
+            now,
+            Peer::Pbx,
+            request.clone(),
+            Vec::new(),
+            reliable_down,
+            TransactionTimers::default(),
+        );
+        RelayTransaction::new(invite, upstream, request, Some(down), None)
     }
 
     fn run(mut tx: RelayTransaction, start: Instant) -> Vec<(u128, Due)> {

@@ -99,6 +99,13 @@ impl EdgeSim {
         sim
     }
 
+    /// A proxy with baresip registered.
+    pub fn registered() -> Self {
+        let mut sim = Self::new();
+        sim.register_baresip();
+        sim
+    }
+
     pub fn set_flow(&mut self, flow: Option<PbxFlow>) {
         if let Some(f) = flow {
             self.flow = f;

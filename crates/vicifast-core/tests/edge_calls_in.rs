@@ -391,3 +391,33 @@ fn a_cancel_with_no_context_still_finds_the_invite_downstream() {
     assert_eq!(top_branch(&relayed), top_branch(&invite));
     assert!(without.take_pbx().is_empty(), "the softphone answers it");
 }
+
+#[test]
+fn relayed_messages_are_traced_with_credentials_redacted_unless_tracing_is_off() {
+    let mut sim = EdgeSim::new();
+    let traces = |sim: &EdgeSim| {
+        sim.events
+            .iter()
+            .filter_map(|e| match e {
+                EdgeEvent::Trace(t) => Some(t.text.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    ringing_call(&mut sim);
+    assert!(traces(&sim)
+        .iter()
+        .any(|t| t.contains("Authorization: <redacted>")));
+    assert!(traces(&sim).iter().all(|t| !t.contains(&sim.password)));
+    assert!(!traces(&sim).iter().any(|t| t.contains("response=")));
+    assert!(traces(&sim)
+        .iter()
+        .any(|t| t.starts_with("INVITE sip:101-0x5621a4d0@")));
+
+    let mut quiet = EdgeSim::with_config(vicifast_core::edge::EdgeConfig {
+        trace: false,
+        ..Default::default()
+    });
+    ringing_call(&mut quiet);
+    assert!(traces(&quiet).is_empty());
+}

@@ -100,6 +100,9 @@ pub struct EdgeConfig {
     /// Wrong passwords accepted within [`EdgeConfig::nonce_lifetime`] before REGISTERs are
     /// refused outright until it has passed.
     pub max_wrong_passwords: u32,
+    /// Emit every message relayed or answered as an [`super::EdgeEvent::Trace`] (the support
+    /// trace). Building the entries is about half the relay's cost in the core.
+    pub trace: bool,
     pub timers: TransactionTimers,
 }
 
@@ -116,6 +119,7 @@ impl Default for EdgeConfig {
             nonce_lifetime: Duration::from_secs(300),
             digest_algorithms: vec![DigestAlgorithm::Md5],
             max_wrong_passwords: 5,
+            trace: true,
             timers: TransactionTimers::default(),
         }
     }

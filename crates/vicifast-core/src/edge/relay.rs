@@ -974,6 +974,9 @@ impl EdgeProxy {
         transport: Transport,
         bytes: &[u8],
     ) {
+        if !self.config.trace {
+            return;
+        }
         self.outputs
             .push_back(EdgeOutput::Event(EdgeEvent::Trace(TraceEntry {
                 account: self.account.clone(),

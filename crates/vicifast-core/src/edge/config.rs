@@ -101,7 +101,8 @@ pub struct EdgeConfig {
     /// refused outright until it has passed.
     pub max_wrong_passwords: u32,
     /// Emit every message relayed or answered as an [`super::EdgeEvent::Trace`] (the support
-    /// trace). Building the entries is about half the relay's cost in the core.
+    /// trace). Building the entries is a quarter to a half of the relay's cost in the core (the
+    /// `edge_relay_cost` example measures it).
     pub trace: bool,
     pub timers: TransactionTimers,
 }

@@ -111,9 +111,12 @@ pub(crate) fn is_own_route(value: &str, listen: SocketAddr) -> bool {
     if parts.params.iter().any(|(name, _)| name == ROUTE_MARK) {
         return true;
     }
-    let host = parts.host.parse::<IpAddr>().ok();
-    let port = parts.port.unwrap_or(5060);
-    host == Some(listen.ip()) && port == listen.port()
+    let host_is_listener = match parts.host.parse::<IpAddr>() {
+        Ok(ip) => ip == listen.ip(),
+        // A softphone set up with "localhost:5070" as its outbound proxy.
+        Err(_) => parts.host == "localhost" && listen.ip().is_loopback(),
+    };
+    host_is_listener && parts.port.unwrap_or(5060) == listen.port()
 }
 
 /// RFC 3261 §16.4: removes the Route entries that name us from the top. A strict router before us
@@ -255,6 +258,8 @@ mod tests {
             "<sip:198.18.9.9:4000;transport=udp;lr;vicifast>",
             listen
         ));
+        assert!(is_own_route("<sip:localhost:5070;lr>", listen));
+        assert!(!is_own_route("<sip:localhost:5060;lr>", listen));
         assert!(!is_own_route("<sip:127.0.0.1:5060;lr>", listen));
         assert!(!is_own_route("<sip:pbx.test;lr>", listen));
         assert!(!is_own_route("garbage", listen));

@@ -14,6 +14,7 @@
 mod binding;
 pub mod config;
 mod digest;
+pub mod edge;
 mod message;
 mod registration;
 pub mod status;

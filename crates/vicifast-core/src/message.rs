@@ -83,7 +83,7 @@ fn unparsable(why: &str) -> MessageError {
     MessageError::Unparsable(truncate(why, 120))
 }
 
-fn find_subslice(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find_subslice(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
@@ -101,7 +101,7 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// Header fields in order, with canonical lower-case names.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Headers(Vec<(String, String)>);
+pub(crate) struct Headers(pub(crate) Vec<(String, String)>);
 
 impl Headers {
     /// Header field lines; a line starting with white space continues the previous one.

@@ -20,9 +20,11 @@ pub(crate) enum Timer {
     KeepAlive,
     /// A keep-alive ping on a stream flow went unanswered (RFC 5626 §4.4.1: 10 s).
     PongTimeout,
+    /// While offline, have the driver look at the routes again.
+    RouteCheck,
 }
 
-const TIMERS: [Timer; 7] = [
+const TIMERS: [Timer; 8] = [
     Timer::Refresh,
     Timer::Expiry,
     Timer::Backoff,
@@ -30,6 +32,7 @@ const TIMERS: [Timer; 7] = [
     Timer::StopDeadline,
     Timer::KeepAlive,
     Timer::PongTimeout,
+    Timer::RouteCheck,
 ];
 
 #[derive(Debug, Default, Clone)]

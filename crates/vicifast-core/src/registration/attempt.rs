@@ -1,0 +1,244 @@
+//! One attempt: resolve the next hop (RFC 3263), take its targets in order, open a flow to one
+//! (or reuse the open one), send the first request. A failure that may pass moves on to the next
+//! target, then backs off (RFC 5626 §4.5); a failure only the user can fix stops everything.
+
+use super::{Goal, Phase, Registration, RequestKind};
+use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
+use crate::timer::{backoff_delay, Timer, TimerTable};
+use crate::{Event, FlowId, Output, Target};
+use rand::Rng;
+use std::time::{Duration, Instant};
+
+/// The targets the last resolution gave, and the one in use.
+#[derive(Debug, Default)]
+pub(super) struct Targets {
+    list: Vec<Target>,
+    index: usize,
+}
+
+impl Targets {
+    fn current(&self) -> Option<&Target> {
+        self.list.get(self.index)
+    }
+
+    /// Moves to the next target, if there is one.
+    fn advance(&mut self) -> bool {
+        if self.index + 1 < self.list.len() {
+            self.index += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Why an attempt did not succeed, and what may be tried next.
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub problem: Problem,
+    /// Another resolved target may do better (the failure was about this server).
+    pub try_next_target: bool,
+    /// The registrar asked us to wait this long (Retry-After).
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// A failure of this server: the next target may do better.
+    pub fn of_server(problem: Problem) -> Self {
+        Self {
+            problem,
+            try_next_target: true,
+            retry_after: None,
+        }
+    }
+
+    /// A failure the next target would most likely share.
+    pub fn of_attempt(problem: Problem) -> Self {
+        Self {
+            problem,
+            try_next_target: false,
+            retry_after: None,
+        }
+    }
+
+    pub fn retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+}
+
+impl Registration {
+    /// The request that opens an exchange on a new flow for the current goal.
+    pub(super) fn first_request_kind(&self) -> RequestKind {
+        match self.goal {
+            Goal::Maintain => RequestKind::Register,
+            Goal::Unregister => RequestKind::Unregister,
+            Goal::ListBindings | Goal::RemoveLocal => RequestKind::Query,
+        }
+    }
+
+    /// Resolves the next hop afresh and starts over from its first target.
+    pub(super) fn begin_attempt(&mut self, _now: Instant) {
+        self.phase = Phase::Resolving;
+        self.outputs.push_back(Output::Resolve {
+            server: self.config.next_hop().clone(),
+            transport: self.config.transport,
+        });
+    }
+
+    /// The driver's answer to [`Output::Resolve`].
+    pub fn handle_resolved(&mut self, now: Instant, result: Result<Vec<Target>, String>) {
+        if !matches!(self.phase, Phase::Resolving) {
+            return;
+        }
+        match result {
+            Ok(targets) if !targets.is_empty() => {
+                self.targets = Targets {
+                    list: targets,
+                    index: 0,
+                };
+                self.use_target(now);
+            }
+            Ok(_) => self.attempt_failed(
+                now,
+                Failure::of_attempt(Problem::new(ProblemCode::DnsFailure, "no address records")),
+            ),
+            Err(detail) => self.attempt_failed(
+                now,
+                Failure::of_attempt(Problem::new(ProblemCode::DnsFailure, detail)),
+            ),
+        }
+    }
+
+    /// Talks to the current target, reusing the open flow when it already goes there.
+    fn use_target(&mut self, now: Instant) {
+        let Some(target) = self.targets.current().cloned() else {
+            return;
+        };
+        if let Some(flow) = &self.flow {
+            if flow.target == target {
+                let kind = self.first_request_kind();
+                self.send_request(now, kind, false);
+                return;
+            }
+        }
+        self.drop_flow();
+        self.next_flow_id += 1;
+        let flow = FlowId(self.next_flow_id);
+        self.phase = Phase::Connecting {
+            flow,
+            target: target.clone(),
+        };
+        self.timers
+            .set(Timer::Connect, now + self.config.timers.t1 * 64);
+        self.outputs.push_back(Output::OpenFlow { flow, target });
+    }
+
+    /// Opening the flow took too long.
+    pub(super) fn on_connect_timeout(&mut self, now: Instant) {
+        if let Phase::Connecting { flow, .. } = self.phase {
+            self.outputs.push_back(Output::CloseFlow { flow });
+            self.attempt_failed(
+                now,
+                Failure::of_server(Problem::new(
+                    ProblemCode::Timeout,
+                    "connecting to the server timed out",
+                )),
+            );
+        }
+    }
+
+    /// A failure that may pass: the next target if allowed, else an immediate retry while the
+    /// binding still holds, else backoff.
+    pub(super) fn attempt_failed(&mut self, now: Instant, failure: Failure) {
+        if self.stopping() {
+            self.finish(now, RegistrationState::Unregistered, Cause::Unregistered);
+            return;
+        }
+        if failure.try_next_target && self.targets.advance() {
+            tracing::info!(account = %self.config.name, problem = %failure.problem, "trying the next server address");
+            self.use_target(now);
+            return;
+        }
+        if self.goal.is_one_shot() {
+            self.fail(now, failure.problem);
+            return;
+        }
+        self.problem = Some(failure.problem);
+        let binding_valid = self.binding.as_ref().is_some_and(|b| b.expires_at > now);
+        if let Some(binding) = self
+            .binding
+            .as_mut()
+            .filter(|b| !b.retried && binding_valid)
+        {
+            binding.retried = true;
+            self.publish(now, Cause::RefreshFailed);
+            self.begin_attempt(now);
+            return;
+        }
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let unit: f64 = self.rng.gen();
+        let mut delay = backoff_delay(
+            self.config.backoff_base,
+            self.config.backoff_cap,
+            self.consecutive_failures,
+            unit,
+        );
+        if let Some(retry_after) = failure.retry_after {
+            delay = delay.max(retry_after.min(self.config.backoff_cap));
+        }
+        self.timers.set(Timer::Backoff, now + delay);
+        self.phase = Phase::BackingOff;
+        if !binding_valid {
+            self.state = RegistrationState::Retrying;
+        }
+        self.publish(now, Cause::RetryScheduled);
+    }
+
+    /// A failure only the user can fix: stop trying.
+    pub(super) fn fail(&mut self, now: Instant, problem: Problem) {
+        if self.stopping() {
+            self.finish(now, RegistrationState::Unregistered, Cause::Unregistered);
+            return;
+        }
+        tracing::warn!(account = %self.config.name, %problem, "registration failed");
+        self.problem = Some(problem);
+        self.timers = TimerTable::default();
+        self.binding = None;
+        self.phase = Phase::Failed;
+        self.state = RegistrationState::Failed;
+        self.publish(now, Cause::Failed);
+        if self.goal.is_one_shot() {
+            self.phase = Phase::Finished;
+            self.outputs.push_back(Output::Event(Event::Finished));
+        }
+    }
+
+    /// Starts over now, on the user's word (new password, "try again").
+    pub(super) fn restart(&mut self, now: Instant, cause: Cause) {
+        self.consecutive_failures = 0;
+        self.problem = None;
+        self.timers.stop(Timer::Backoff);
+        self.state = if self.binding.is_some() {
+            RegistrationState::Registered
+        } else {
+            RegistrationState::Registering
+        };
+        self.publish(now, cause);
+        self.begin_attempt(now);
+    }
+
+    pub(super) fn finish(&mut self, now: Instant, state: RegistrationState, cause: Cause) {
+        self.timers = TimerTable::default();
+        self.phase = Phase::Finished;
+        self.state = state;
+        if state == RegistrationState::Unregistered {
+            self.binding = None;
+        }
+        self.publish(now, cause);
+        if let Some(flow) = self.flow.take() {
+            self.outputs.push_back(Output::CloseFlow { flow: flow.id });
+        }
+        self.outputs.push_back(Output::Event(Event::Finished));
+    }
+}

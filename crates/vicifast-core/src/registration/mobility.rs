@@ -1,0 +1,128 @@
+//! Mobility: the laptop moves between networks, sleeps, or loses every route. A new local address
+//! means a new flow and a new Contact, registered at once with the old Contact removed in the
+//! same REGISTER (RFC 5626 §4.2.1 style); no route means `offline` and silence until a route
+//! returns.
+
+use super::{Phase, Registration};
+use crate::binding::OurContact;
+use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
+use crate::timer::{Timer, TimerTable};
+use crate::Output;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// While offline, how often to ask the driver to look at the routes again.
+const OFFLINE_PROBE: Duration = Duration::from_secs(30);
+/// How many old contacts we remember for removal.
+const MAX_STALE_CONTACTS: usize = 4;
+
+impl Registration {
+    /// The network changed: `local_ip` is the address the OS would now use to reach the server
+    /// (`None`: no route). The driver calls this on every interface, address or route event and
+    /// after each [`Output::CheckNetwork`]; nothing happens unless our flow's address is affected.
+    pub fn handle_network_changed(&mut self, now: Instant, local_ip: Option<IpAddr>) {
+        if self.stopping() || matches!(self.phase, Phase::Idle | Phase::Finished | Phase::Failed) {
+            return;
+        }
+        let Some(ip) = local_ip else {
+            if !matches!(self.phase, Phase::Offline) {
+                self.go_offline(now, Cause::NetworkChanged);
+            }
+            return;
+        };
+        if matches!(self.phase, Phase::Offline) {
+            self.problem = None;
+            self.state = RegistrationState::Registering;
+            self.timers.stop(Timer::RouteCheck);
+            self.publish(now, Cause::NetworkChanged);
+            self.begin_attempt(now);
+            return;
+        }
+        match self.flow.as_ref().map(|f| f.local.ip()) {
+            Some(current) if current == ip => {}
+            Some(_) => self.reopen(now, Cause::AddressChanged),
+            // A new network may cure what made us back off: try now rather than later.
+            None if matches!(self.phase, Phase::BackingOff) => {
+                self.restart(now, Cause::NetworkChanged)
+            }
+            None => {}
+        }
+    }
+
+    /// The machine woke from sleep: the binding may have lapsed and the NAT forgotten us, so
+    /// register again at once over a new flow.
+    pub fn handle_resumed(&mut self, now: Instant) {
+        if self.stopping() {
+            return;
+        }
+        match self.phase {
+            Phase::Registered
+            | Phase::BackingOff
+            | Phase::Transacting(_)
+            | Phase::Connecting { .. }
+            | Phase::Resolving => self.reopen(now, Cause::Resumed),
+            Phase::Offline => self.outputs.push_back(Output::CheckNetwork),
+            Phase::Idle | Phase::Failed | Phase::Finished => {}
+        }
+    }
+
+    pub(super) fn go_offline(&mut self, now: Instant, cause: Cause) {
+        self.drop_flows();
+        self.timers = TimerTable::default();
+        // Safety net for platforms whose route events we miss: ask for a re-check now and then.
+        self.timers.set(Timer::RouteCheck, now + OFFLINE_PROBE);
+        self.binding = None;
+        self.listed.retain(|b| !b.ours);
+        self.phase = Phase::Offline;
+        self.state = RegistrationState::Offline;
+        self.problem = Some(Problem::new(
+            ProblemCode::NetworkDown,
+            "no route to the server from any local address",
+        ));
+        self.publish(now, cause);
+    }
+
+    /// While offline: have the driver look at the routes again.
+    pub(super) fn check_route(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Offline) {
+            self.outputs.push_back(Output::CheckNetwork);
+            self.timers.set(Timer::RouteCheck, now + OFFLINE_PROBE);
+        }
+    }
+
+    /// Our flow's address is gone: register from scratch over a new flow. The old contact goes
+    /// into the new REGISTER with expires=0 (see `stale_contacts`).
+    fn reopen(&mut self, now: Instant, cause: Cause) {
+        self.drop_flows();
+        for timer in [
+            Timer::Refresh,
+            Timer::Expiry,
+            Timer::Backoff,
+            Timer::Connect,
+            Timer::KeepAlive,
+            Timer::PongTimeout,
+        ] {
+            self.timers.stop(timer);
+        }
+        self.binding = None;
+        self.listed.retain(|b| !b.ours);
+        self.problem = None;
+        self.consecutive_failures = 0;
+        self.state = RegistrationState::Registering;
+        self.publish(now, cause);
+        self.begin_attempt(now);
+    }
+
+    /// Installs a new Contact; the one it replaces is removed with the next REGISTER.
+    pub(super) fn replace_contact(&mut self, contact: OurContact) {
+        if let Some(old) = self.contact.replace(contact) {
+            let is_new = self.contact.as_ref().is_some_and(|c| c.uri != old.uri);
+            if is_new && !self.stale_contacts.contains(&old.uri) {
+                self.stale_contacts.push(old.uri);
+                if self.stale_contacts.len() > MAX_STALE_CONTACTS {
+                    self.stale_contacts.remove(0);
+                }
+            }
+        }
+    }
+}

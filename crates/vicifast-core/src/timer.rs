@@ -1,5 +1,5 @@
-//! The registration's own timers, and the two schedules that decide them: when to refresh a
-//! binding, and how long to back off after failures (RFC 5626 §4.5).
+//! The registration's own timers, and when to refresh a binding. (How long to wait after a
+//! failure is the pacing rule's business: `registration::pacing`.)
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,8 @@ pub(crate) enum Timer {
     Refresh,
     /// The registrar drops our binding now unless refreshed.
     Expiry,
-    /// The next attempt after a failure.
+    /// The next attempt: after a failure (backoff), or when the REGISTER/connection ceiling
+    /// lets one through.
     Backoff,
     /// Opening a TCP/TLS flow took too long.
     Connect,
@@ -82,14 +83,6 @@ pub(crate) fn refresh_delay(granted: Duration) -> Duration {
     ninety.min(margin).max(granted / 2)
 }
 
-/// RFC 5626 §4.5: `min(cap, base * 2^failures)`, then a uniformly random delay between half of
-/// that and all of it. `unit` is a random number in [0, 1).
-pub(crate) fn backoff_delay(base: Duration, cap: Duration, failures: u32, unit: f64) -> Duration {
-    let factor = 2u32.saturating_pow(failures.min(20));
-    let ceiling = base.saturating_mul(factor).min(cap);
-    ceiling.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,17 +96,6 @@ mod tests {
         assert_eq!(secs(60), 30.0); // never before half
         assert_eq!(secs(10), 5.0);
         assert_eq!(secs(0), 0.0);
-    }
-
-    #[test]
-    fn backoff_follows_rfc5626() {
-        let base = Duration::from_secs(30);
-        let cap = Duration::from_secs(1800);
-        let at = |failures, unit| backoff_delay(base, cap, failures, unit).as_secs();
-        assert_eq!((at(1, 0.0), at(1, 0.999_999)), (30, 59));
-        assert_eq!((at(3, 0.0), at(3, 1.0)), (120, 240)); // RFC 5626's own example
-        assert_eq!((at(10, 0.0), at(10, 1.0)), (900, 1800));
-        assert_eq!(at(u32::MAX, 1.0), 1800);
     }
 
     #[test]

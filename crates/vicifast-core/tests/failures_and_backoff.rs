@@ -196,7 +196,7 @@ fn tls_certificate_failure_has_its_own_code() {
 }
 
 #[test]
-fn a_dropped_tcp_connection_while_registered_re_registers_at_once() {
+fn a_dropped_tcp_connection_while_registered_re_registers_within_two_seconds() {
     let mut c = config();
     c.transport = Some(Transport::Tcp);
     let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
@@ -216,15 +216,21 @@ fn a_dropped_tcp_connection_while_registered_re_registers_at_once() {
         .statuses()
         .iter()
         .any(|(_, s)| s.cause == Cause::FlowFailed));
-    assert_eq!(sim.last_status().state, RegistrationState::Registered);
+    // The first reconnect waits a random moment under 2 s, so that a registrar's thousands of
+    // agents do not all come back in the same instant.
+    assert!(
+        sim.run_until(Duration::from_secs(12), |s| s.last_status().state
+            == RegistrationState::Registered)
+    );
     assert_ne!(sim.current_flow(), flow, "a new connection");
     assert_eq!(
         sim.last_status().cause,
         vicifast_core::Cause::Registered,
         "a new contact is a new binding"
     );
-    assert_eq!(
-        sim.registers_sent().last().unwrap().at,
-        Duration::from_secs(10)
+    let at = sim.registers_sent().last().unwrap().at;
+    assert!(
+        at >= Duration::from_secs(10) && at < Duration::from_secs(12),
+        "{at:?}"
     );
 }

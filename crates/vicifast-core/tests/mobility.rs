@@ -196,17 +196,22 @@ fn a_missing_pong_on_tcp_means_the_flow_failed() {
     let flow = sim.current_flow();
     sim.reg.handle_pong(sim.now, flow);
     sim.drain();
-    // Second ping goes unanswered: 10 s later the flow is declared failed and replaced.
+    // Second ping goes unanswered: 10 s later the flow is declared failed and replaced (after
+    // a random moment under 2 s, the first quick retry).
     sim.run_for(Duration::from_secs(131));
     assert!(sim
         .statuses()
         .iter()
         .any(|(_, s)| s.cause == Cause::FlowFailed));
+    assert!(
+        sim.run_until(Duration::from_secs(252), |s| s.last_status().state
+            == RegistrationState::Registered)
+    );
     assert_ne!(sim.current_flow(), flow);
-    assert_eq!(sim.last_status().state, RegistrationState::Registered);
-    assert_eq!(
-        sim.registers_sent().last().unwrap().at,
-        Duration::from_secs(250)
+    let at = sim.registers_sent().last().unwrap().at;
+    assert!(
+        at >= Duration::from_secs(250) && at < Duration::from_secs(252),
+        "{at:?}"
     );
 }
 

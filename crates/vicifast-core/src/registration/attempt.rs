@@ -2,9 +2,10 @@
 //! (or reuse the open one), send the first request. A failure that may pass moves on to the next
 //! target, then backs off (RFC 5626 §4.5); a failure only the user can fix stops everything.
 
-use super::{Goal, Phase, Registration, RequestKind};
+use super::pacing::{Backoff, FailureKind, Spend};
+use super::{Goal, Phase, Registration, RequestKind, Resume, WaitCause};
 use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
-use crate::timer::{backoff_delay, Timer, TimerTable};
+use crate::timer::{Timer, TimerTable};
 use crate::{Event, FlowId, Output, Target};
 use rand::Rng;
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ pub(super) struct Failure {
     pub try_next_target: bool,
     /// The registrar asked us to wait this long (Retry-After).
     pub retry_after: Option<Duration>,
+    pub kind: FailureKind,
 }
 
 impl Failure {
@@ -49,15 +51,23 @@ impl Failure {
             problem,
             try_next_target: true,
             retry_after: None,
+            kind: FailureKind::Other,
+        }
+    }
+
+    /// The flow that carried our binding broke.
+    pub fn flow_lost(problem: Problem) -> Self {
+        Self {
+            kind: FailureKind::FlowLost,
+            ..Self::of_server(problem)
         }
     }
 
     /// A failure the next target would most likely share.
     pub fn of_attempt(problem: Problem) -> Self {
         Self {
-            problem,
             try_next_target: false,
-            retry_after: None,
+            ..Self::of_server(problem)
         }
     }
 
@@ -123,6 +133,10 @@ impl Registration {
             }
         }
         self.drop_flow();
+        if let Err(until) = self.pacer.admit(now, Spend::Connection) {
+            self.hold(now, until, Resume::Attempt);
+            return;
+        }
         self.next_flow_id += 1;
         let flow = FlowId(self.next_flow_id);
         self.phase = Phase::Connecting {
@@ -176,23 +190,66 @@ impl Registration {
             self.begin_attempt(now);
             return;
         }
-        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        let unit: f64 = self.rng.gen();
-        let mut delay = backoff_delay(
-            self.config.backoff_base,
-            self.config.backoff_cap,
-            self.consecutive_failures,
-            unit,
-        );
-        if let Some(retry_after) = failure.retry_after {
-            delay = delay.max(retry_after.min(self.config.backoff_cap));
-        }
-        self.timers.set(Timer::Backoff, now + delay);
-        self.phase = Phase::BackingOff;
+        self.wait_after_failure(now, failure.kind, failure.retry_after);
         if !binding_valid {
             self.state = RegistrationState::Retrying;
         }
         self.publish(now, Cause::RetryScheduled);
+    }
+
+    /// Backs off as the pacing rule says after a failure of `kind`.
+    pub(super) fn wait_after_failure(
+        &mut self,
+        now: Instant,
+        kind: FailureKind,
+        retry_after: Option<Duration>,
+    ) {
+        let unit: f64 = self.rng.gen();
+        let schedule = Backoff {
+            base: self.config.backoff_base,
+            cap: self.config.backoff_cap,
+        };
+        let retry_at = self
+            .pacer
+            .on_failure(now, kind, unit, schedule, retry_after);
+        self.timers.set(Timer::Backoff, retry_at);
+        self.phase = Phase::BackingOff {
+            cause: WaitCause::Failure,
+            then: Resume::Attempt,
+        };
+    }
+
+    /// The REGISTER or connection ceiling says not before `until`: wait, then do `then`.
+    pub(super) fn hold(&mut self, now: Instant, until: Instant, then: Resume) {
+        tracing::warn!(
+            account = %self.config.name,
+            wait_ms = until.saturating_duration_since(now).as_millis() as u64,
+            "REGISTER or connection ceiling reached: waiting"
+        );
+        self.timers.set(Timer::Backoff, until);
+        self.phase = Phase::BackingOff {
+            cause: WaitCause::Ceiling,
+            then,
+        };
+        if self.state != RegistrationState::Registered {
+            self.publish(now, Cause::RetryScheduled);
+        }
+    }
+
+    /// The Backoff timer fired: do what the wait was for.
+    pub(super) fn wait_over(&mut self, now: Instant) {
+        let Phase::BackingOff { then, .. } = std::mem::replace(&mut self.phase, Phase::Resolving)
+        else {
+            return;
+        };
+        self.pacer.wait_over();
+        match then {
+            Resume::Send {
+                kind,
+                answers_challenge,
+            } if self.flow.is_some() => self.send_request(now, kind, answers_challenge),
+            Resume::Send { .. } | Resume::Attempt => self.begin_attempt(now),
+        }
     }
 
     /// A failure only the user can fix: stop trying.
@@ -216,7 +273,7 @@ impl Registration {
 
     /// Starts over now, on the user's word (new password, "try again").
     pub(super) fn restart(&mut self, now: Instant, cause: Cause) {
-        self.consecutive_failures = 0;
+        self.pacer.user_retry();
         self.problem = None;
         self.timers.stop(Timer::Backoff);
         self.state = if self.binding.is_some() {

@@ -3,7 +3,7 @@
 //! same REGISTER (RFC 5626 §4.2.1 style); no route means `offline` and silence until a route
 //! returns.
 
-use super::{Phase, Registration};
+use super::{Phase, Registration, Resume, WaitCause};
 use crate::binding::OurContact;
 use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
 use crate::timer::{Timer, TimerTable};
@@ -32,20 +32,54 @@ impl Registration {
         };
         if matches!(self.phase, Phase::Offline) {
             self.problem = None;
-            self.state = RegistrationState::Registering;
             self.timers.stop(Timer::RouteCheck);
-            self.publish(now, Cause::NetworkChanged);
-            self.begin_attempt(now);
+            self.attempt_after_network_change(now, Cause::NetworkChanged);
             return;
         }
+        let failing = matches!(
+            self.phase,
+            Phase::BackingOff {
+                cause: WaitCause::Failure,
+                ..
+            }
+        );
         match self.flow.as_ref().map(|f| f.local.ip()) {
             Some(current) if current == ip => {}
             Some(_) => self.reopen(now, Cause::AddressChanged),
-            // A new network may cure what made us back off: try now rather than later.
-            None if matches!(self.phase, Phase::BackingOff) => {
-                self.restart(now, Cause::NetworkChanged)
-            }
+            // A new network may cure what made us back off: try now rather than later, once.
+            None if failing => self.pull_attempt_forward(now),
             None => {}
+        }
+    }
+
+    /// While backing off after a failure: start the next attempt now if the pacing rule allows
+    /// one more network-change attempt during this wait.
+    fn pull_attempt_forward(&mut self, now: Instant) {
+        if self.pacer.network_changed(now).is_none() {
+            self.timers.stop(Timer::Backoff);
+            self.publish(now, Cause::NetworkChanged);
+            self.begin_attempt(now);
+        }
+    }
+
+    /// After a network change: a new attempt at once, unless we are failing and the change has
+    /// already pulled an attempt forward during this wait (then the backoff applies).
+    fn attempt_after_network_change(&mut self, now: Instant, cause: Cause) {
+        match self.pacer.network_changed(now) {
+            None => {
+                self.state = RegistrationState::Registering;
+                self.publish(now, cause);
+                self.begin_attempt(now);
+            }
+            Some(retry_at) => {
+                self.timers.set(Timer::Backoff, retry_at);
+                self.phase = Phase::BackingOff {
+                    cause: WaitCause::Failure,
+                    then: Resume::Attempt,
+                };
+                self.state = RegistrationState::Retrying;
+                self.publish(now, cause);
+            }
         }
     }
 
@@ -57,7 +91,7 @@ impl Registration {
         }
         match self.phase {
             Phase::Registered
-            | Phase::BackingOff
+            | Phase::BackingOff { .. }
             | Phase::Transacting(_)
             | Phase::Connecting { .. }
             | Phase::Resolving => self.reopen(now, Cause::Resumed),
@@ -107,10 +141,7 @@ impl Registration {
         self.binding = None;
         self.listed.retain(|b| !b.ours);
         self.problem = None;
-        self.consecutive_failures = 0;
-        self.state = RegistrationState::Registering;
-        self.publish(now, cause);
-        self.begin_attempt(now);
+        self.attempt_after_network_change(now, cause);
     }
 
     /// Installs a new Contact; the one it replaces is removed with the next REGISTER.

@@ -18,6 +18,8 @@
 //! - `mobility`: network changes, waking from sleep, having no route at all.
 //! - `inbound`: requests the registrar sends us (qualify OPTIONS, NOTIFY, INVITE), answered in
 //!   one place.
+//! - `pacing`: the pacing rule (crate docs): the one gate every REGISTER and every new flow
+//!   passes, and the wait after every failure.
 //!
 //! State is kept so that invalid combinations cannot be written: [`Phase`] says what the
 //! registration is doing and carries exactly that step's data (the target being connected to,
@@ -32,6 +34,7 @@ mod inbound;
 mod mobility;
 mod nat;
 mod outbound;
+mod pacing;
 mod request;
 mod response;
 
@@ -46,6 +49,7 @@ use crate::transaction::{ClientTimeout, CompletedTransaction, ServerTransactions
 use crate::{Event, FlowId, Output, Target, Transmit};
 use attempt::Targets;
 use outbound::Flow;
+use pacing::Pacer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use request::{Auth, Dialog, Pending, RequestKind};
@@ -97,14 +101,35 @@ enum Phase {
     Transacting(Pending),
     /// Our binding is in place; waiting for the refresh timer.
     Registered,
-    /// Waiting for the Backoff timer before the next attempt.
-    BackingOff,
+    /// Waiting for the Backoff timer, then doing `then`.
+    BackingOff { cause: WaitCause, then: Resume },
     /// No route to the server: waiting for the network to come back.
     Offline,
     /// Stopped for a reason that needs the user; `set_password` or `retry_now` start again.
     Failed,
     /// Nothing more will happen.
     Finished,
+}
+
+/// Why the registration waits in [`Phase::BackingOff`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitCause {
+    /// An attempt failed: the backoff (or a quick retry) applies.
+    Failure,
+    /// The REGISTER or connection ceiling was reached.
+    Ceiling,
+}
+
+/// What to do when a wait is over.
+#[derive(Debug)]
+enum Resume {
+    /// Start a new attempt (resolve, flow, first request).
+    Attempt,
+    /// Send this request on the open flow (a new attempt if it is gone).
+    Send {
+        kind: RequestKind,
+        answers_challenge: bool,
+    },
 }
 
 /// Our binding as the registrar granted it.
@@ -139,7 +164,7 @@ pub struct Registration {
     /// REGISTER (in the same request that adds the new one, so nothing can reorder the two).
     stale_contacts: Vec<String>,
     binding: Option<Binding>,
-    consecutive_failures: u32,
+    pacer: Pacer,
     /// All bindings of the address of record in the last 2xx.
     listed: Vec<BindingInfo>,
     completed: Vec<CompletedTransaction>,
@@ -180,7 +205,7 @@ impl Registration {
             contact: None,
             stale_contacts: Vec::new(),
             binding: None,
-            consecutive_failures: 0,
+            pacer: Pacer::new(),
             listed: Vec::new(),
             completed: Vec::new(),
             server_transactions: ServerTransactions::default(),
@@ -253,14 +278,14 @@ impl Registration {
     pub fn set_password(&mut self, now: Instant, password: Password) {
         self.password = password;
         self.auth.forget_challenges();
-        if matches!(self.phase, Phase::Failed | Phase::BackingOff) && !self.stopping() {
+        if matches!(self.phase, Phase::Failed | Phase::BackingOff { .. }) && !self.stopping() {
             self.restart(now, Cause::CredentialsChanged);
         }
     }
 
     /// The user asks to try again now (after a failure or during backoff).
     pub fn retry_now(&mut self, now: Instant) {
-        if matches!(self.phase, Phase::Failed | Phase::BackingOff) && !self.stopping() {
+        if matches!(self.phase, Phase::Failed | Phase::BackingOff { .. }) && !self.stopping() {
             self.restart(now, Cause::UserRequest);
         }
     }
@@ -352,11 +377,7 @@ impl Registration {
                 }
             }
             Timer::Expiry => self.on_binding_expired(now),
-            Timer::Backoff => {
-                if matches!(self.phase, Phase::BackingOff) {
-                    self.begin_attempt(now);
-                }
-            }
+            Timer::Backoff => self.wait_over(now),
             Timer::Connect => self.on_connect_timeout(now),
             Timer::KeepAlive => self.send_keepalive(now),
             Timer::PongTimeout => self.on_pong_timeout(now),
@@ -372,7 +393,7 @@ impl Registration {
         self.binding = None;
         self.listed.retain(|b| !b.ours);
         self.timers.stop(Timer::Refresh);
-        self.state = if matches!(self.phase, Phase::BackingOff) {
+        self.state = if matches!(self.phase, Phase::BackingOff { .. }) {
             RegistrationState::Retrying
         } else {
             RegistrationState::Registering

@@ -2,6 +2,7 @@
 //! CRLF keep-alives (UDP) or CRLFCRLF pings answered by CRLF pongs (TCP/TLS, §4.4.1).
 
 use super::attempt::Failure;
+use super::pacing::FailureKind;
 use super::{Phase, Registration};
 use crate::binding::OurContact;
 use crate::message::Response;
@@ -27,6 +28,8 @@ pub(super) struct Flow {
     pub public: Option<SocketAddr>,
     /// Re-registrations for a NAT address or a missing binding on this flow; bounds loops.
     pub corrections: u8,
+    /// The registrar granted our binding over this flow: losing it is losing the binding.
+    pub carried_binding: bool,
 }
 
 impl Registration {
@@ -57,6 +60,7 @@ impl Registration {
             answers_pings: false,
             public: None,
             corrections: 0,
+            carried_binding: false,
         });
         self.replace_contact(contact);
         let kind = self.first_request_kind();
@@ -71,6 +75,7 @@ impl Registration {
             return;
         }
         tracing::debug!(account = %self.config.name, ?error, "flow failed");
+        let lost_binding = open && self.flow.as_ref().is_some_and(|f| f.carried_binding);
         if open {
             self.flow = None;
             self.server_transactions.forget_flow(flow);
@@ -85,18 +90,24 @@ impl Registration {
         match self.phase {
             Phase::Connecting { .. } | Phase::Transacting(_) => {
                 self.take_pending();
-                self.attempt_failed(now, Failure::of_server(problem));
+                let failure = if lost_binding {
+                    Failure::flow_lost(problem)
+                } else {
+                    Failure::of_server(problem)
+                };
+                self.attempt_failed(now, failure);
             }
             // A connection that drops while we wait to refresh leaves the registrar unable to
-            // reach us over it: register again over a new one at once.
+            // reach us over it: register again over a new one, as soon as the pacing rule
+            // allows (quick retries when the binding had held).
             Phase::Registered => {
                 self.problem = Some(problem);
                 self.binding = None;
                 self.listed.retain(|b| !b.ours);
                 self.timers.stop(Timer::PongTimeout);
                 self.state = RegistrationState::Registering;
+                self.wait_after_failure(now, FailureKind::FlowLost, None);
                 self.publish(now, Cause::FlowFailed);
-                self.begin_attempt(now);
             }
             _ => {}
         }
@@ -138,6 +149,7 @@ impl Registration {
         let Some(flow) = self.flow.as_mut() else {
             return;
         };
+        flow.carried_binding = true;
         if supports_outbound {
             flow.answers_pings = true;
         }

@@ -2,7 +2,8 @@
 //! registration, a rising CSeq, our Contact (with old ones to remove), and credentials for the
 //! last challenge. Every REGISTER leaves through [`Registration::send_request`].
 
-use super::{random_token, sent_by, Phase, Registration};
+use super::pacing::Spend;
+use super::{random_token, sent_by, Phase, Registration, Resume};
 use crate::config::AccountConfig;
 use crate::digest::DigestSession;
 use crate::message::MessageBuilder;
@@ -97,6 +98,14 @@ impl Registration {
             self.begin_attempt(now);
             return;
         };
+        if let Err(until) = self.pacer.admit(now, Spend::Register) {
+            let then = Resume::Send {
+                kind,
+                answers_challenge,
+            };
+            self.hold(now, until, then);
+            return;
+        }
         self.dialog.cseq += 1;
         let branch = format!("z9hG4bK{}", random_token(&mut self.rng, 22));
         let transport = flow.target.transport;

@@ -194,7 +194,7 @@ impl Registration {
             .set(Timer::Refresh, now + refresh_delay(granted_for));
         self.timers.set(Timer::Expiry, now + granted_for);
         self.timers.stop(Timer::Backoff);
-        self.consecutive_failures = 0;
+        self.pacer.on_success(now);
         self.problem = None;
         self.phase = Phase::Registered;
         self.state = RegistrationState::Registered;

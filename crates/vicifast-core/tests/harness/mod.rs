@@ -66,6 +66,15 @@ pub struct FakeRegistrar {
     pub max_contacts: Option<usize>,
     /// Leave our binding out of 200 OK listings (a registrar that lost it).
     pub hide_bindings: bool,
+    /// Every correctly answered challenge is reported stale, with a new nonce, forever.
+    pub stale_always: bool,
+    /// Each response puts another port in Via rport (a NAT that keeps remapping).
+    pub rport_flapping: bool,
+    /// After each 2xx on TCP/TLS the connection breaks this way (a registrar or load balancer
+    /// that closes it, or sends bytes that cannot be framed).
+    pub break_after_ok: Option<FlowErrorKind>,
+    /// Every REGISTER that adds a binding gets 423 with a Min-Expires above what it asked.
+    pub min_expires_chain: bool,
 }
 
 impl FakeRegistrar {
@@ -90,6 +99,10 @@ impl FakeRegistrar {
             nat: None,
             max_contacts: None,
             hide_bindings: false,
+            stale_always: false,
+            rport_flapping: false,
+            break_after_ok: None,
+            min_expires_chain: false,
         }
     }
 
@@ -182,7 +195,7 @@ impl FakeRegistrar {
                 extra.push(format!("{name}: {challenge}"));
                 code
             }
-            Ok(()) if self.stale_next => {
+            Ok(()) if self.stale_next || self.stale_always => {
                 self.stale_next = false;
                 self.nonce_seq += 1;
                 self.nonce = format!("nonce-{}", self.nonce_seq);
@@ -220,6 +233,14 @@ impl FakeRegistrar {
             }
         }
         let mut text = response(req, code, &extra);
+        if self.rport_flapping {
+            let port = 20_000 + self.received.len() % 40_000;
+            text = text.replacen(
+                ";rport;",
+                &format!(";rport={port};received=198.18.100.1;"),
+                1,
+            );
+        }
         if let Some(nat) = self.nat {
             text = text.replacen(
                 ";rport;",
@@ -249,6 +270,22 @@ impl FakeRegistrar {
             }
             if after.len() > max {
                 return 403;
+            }
+        }
+        if self.min_expires_chain {
+            let asked = contacts
+                .iter()
+                .filter_map(|c| {
+                    c.split(';')
+                        .find_map(|p| p.trim().strip_prefix("expires="))
+                        .and_then(|v| v.parse::<u32>().ok())
+                })
+                .max()
+                .or(header_expires)
+                .unwrap_or(0);
+            if asked > 0 {
+                extra.push(format!("Min-Expires: {}", asked + 60));
+                return 423;
             }
         }
         for contact in contacts {
@@ -337,6 +374,8 @@ pub struct Sim {
     pub sent: Vec<Sent>,
     pub events: Vec<(Duration, Event)>,
     pub opened: Vec<(FlowId, Target)>,
+    /// When each flow was asked for (opened or refused).
+    pub connection_attempts: Vec<Duration>,
     pub closed: Vec<FlowId>,
     pub resolves: usize,
     /// The address new flows get, and the answer to route checks (`None`: no route).
@@ -349,6 +388,18 @@ pub struct Sim {
 impl Sim {
     pub fn new(config: AccountConfig, password: &str, registrar: FakeRegistrar) -> Self {
         Self::with_purpose(config, password, registrar, Purpose::Maintain)
+    }
+
+    /// Like [`Sim::new`] with another seed for the core's randomness (jitter, tags).
+    pub fn with_seed(
+        config: AccountConfig,
+        password: &str,
+        registrar: FakeRegistrar,
+        seed: [u8; 32],
+    ) -> Self {
+        let mut sim = Self::new(config.clone(), password, registrar);
+        sim.reg = Registration::new(config, Password::new(password), Purpose::Maintain, seed);
+        sim
     }
 
     pub fn with_purpose(
@@ -371,6 +422,7 @@ impl Sim {
             sent: Vec::new(),
             events: Vec::new(),
             opened: Vec::new(),
+            connection_attempts: Vec::new(),
             closed: Vec::new(),
             resolves: 0,
             local_ip: LOCAL_IP.parse().unwrap(),
@@ -407,6 +459,7 @@ impl Sim {
                     self.reg.handle_resolved(now, self.resolve.clone());
                 }
                 Output::OpenFlow { flow, target } => {
+                    self.connection_attempts.push(self.elapsed());
                     if let Some(kind) = self.refuse.get(&target.addr) {
                         self.reg.handle_flow_error(
                             now,
@@ -439,10 +492,29 @@ impl Sim {
                     if self.closed.contains(&t.flow) {
                         continue;
                     }
+                    let reliable = self
+                        .opened
+                        .iter()
+                        .any(|(f, target)| *f == t.flow && target.transport.is_reliable());
                     if let Some(registrar) = self.registrars.get_mut(&t.destination) {
+                        let break_after_ok = registrar.break_after_ok.filter(|_| reliable);
                         if let Some(reply) = registrar.handle(&text) {
                             self.reg
                                 .handle_receive(now, t.flow, t.destination, reply.as_bytes());
+                            if let Some(kind) =
+                                break_after_ok.filter(|_| reply.starts_with("SIP/2.0 2"))
+                            {
+                                self.closed.push(t.flow);
+                                self.reg.handle_flow_error(
+                                    now,
+                                    t.flow,
+                                    FlowError {
+                                        kind,
+                                        detail: "closed by the test registrar after its 200 OK"
+                                            .into(),
+                                    },
+                                );
+                            }
                         }
                     }
                 }
@@ -512,6 +584,30 @@ impl Sim {
             .expect("a status")
     }
 
+    /// The most REGISTERs sent within any `window`.
+    pub fn peak_registers(&self, window: Duration) -> usize {
+        let at: Vec<Duration> = self.registers_sent().iter().map(|r| r.at).collect();
+        peak(&at, window)
+    }
+
+    /// The most flows asked for within any `window`.
+    pub fn peak_connections(&self, window: Duration) -> usize {
+        peak(&self.connection_attempts, window)
+    }
+
+    /// REGISTERs sent in each whole minute of the run so far.
+    pub fn registers_per_minute(&self) -> Vec<usize> {
+        let minutes = self.elapsed().as_secs().div_ceil(60) as usize;
+        let mut counts = vec![0; minutes.max(1)];
+        for r in self.registers_sent() {
+            let minute = (r.at.as_secs() / 60) as usize;
+            if let Some(c) = counts.get_mut(minute) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
     pub fn registers_sent(&self) -> Vec<&Sent> {
         self.sent
             .iter()
@@ -548,4 +644,17 @@ impl Sim {
             .iter()
             .any(|(_, e)| matches!(e, Event::Finished))
     }
+}
+
+/// The most of the sorted instants `at` within any window of length `window`.
+pub fn peak(at: &[Duration], window: Duration) -> usize {
+    let mut best = 0;
+    let mut first = 0;
+    for (last, t) in at.iter().enumerate() {
+        while *t >= at[first] + window {
+            first += 1;
+        }
+        best = best.max(last + 1 - first);
+    }
+    best
 }

@@ -1,7 +1,8 @@
 //! Bindings: our Contact, and the list of bindings a registrar returns in its 200 OK.
 
+use crate::config::{MAX_EXPIRES, MIN_REFRESHED_EXPIRES};
 use crate::message::{param, split_list, Headers, NameAddr, UriParts};
-use crate::status::{BindingInfo, Transport};
+use crate::status::{BindingInfo, ExpiryAdjustment, ExpiryAdjustmentReason, Transport};
 use std::net::SocketAddr;
 
 /// The Contact this device registers.
@@ -92,6 +93,23 @@ pub(crate) fn listed_bindings(
         .collect()
 }
 
+/// The lifetime to refresh a binding by, when the registrar granted `granted` seconds and we
+/// asked `requested`: floored at 30 s (or `requested`, if less), capped at `requested` (at most a
+/// day). Says why when it is not `granted`.
+pub(crate) fn refreshed_lifetime(granted: u32, requested: u32) -> (u32, Option<ExpiryAdjustment>) {
+    let floor = MIN_REFRESHED_EXPIRES.min(requested).max(1);
+    let cap = requested.clamp(floor, MAX_EXPIRES);
+    if granted < floor {
+        let why = ExpiryAdjustmentReason::BelowMinimum;
+        (floor, Some(ExpiryAdjustment::new(granted, floor, why)))
+    } else if granted > cap {
+        let why = ExpiryAdjustmentReason::AboveRequested;
+        (cap, Some(ExpiryAdjustment::new(granted, cap, why)))
+    } else {
+        (granted, None)
+    }
+}
+
 fn split_all(headers: &Headers) -> Vec<String> {
     headers.get_all("contact").flat_map(split_list).collect()
 }
@@ -144,6 +162,31 @@ mod tests {
             .header_value(300)
             .ends_with(";expires=300;+sip.instance=\"<urn:uuid:1234>\";reg-id=1"));
         assert!(ours.uri.ends_with(";transport=tcp;ob"));
+    }
+
+    #[test]
+    fn granted_lifetimes_are_floored_and_capped() {
+        assert_eq!(refreshed_lifetime(300, 300), (300, None));
+        assert_eq!(refreshed_lifetime(60, 300), (60, None));
+        let (used, why) = refreshed_lifetime(1, 300);
+        assert_eq!(used, 30);
+        assert_eq!(
+            why.map(|w| w.reason),
+            Some(ExpiryAdjustmentReason::BelowMinimum)
+        );
+        assert_eq!(
+            refreshed_lifetime(10, 20).0,
+            20,
+            "the floor is what we asked, if less"
+        );
+        assert_eq!(refreshed_lifetime(20, 20), (20, None));
+        let (used, why) = refreshed_lifetime(u32::MAX, 60);
+        assert_eq!(used, 60);
+        assert_eq!(
+            why.map(|w| (w.granted, w.reason)),
+            Some((u32::MAX, ExpiryAdjustmentReason::AboveRequested))
+        );
+        assert_eq!(refreshed_lifetime(u32::MAX, u32::MAX).0, MAX_EXPIRES);
     }
 
     #[test]

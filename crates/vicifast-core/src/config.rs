@@ -192,6 +192,12 @@ impl Default for TransactionTimers {
     }
 }
 
+/// The longest binding lifetime the core asks for or refreshes by: a day.
+pub const MAX_EXPIRES: u32 = 86_400;
+/// A granted lifetime shorter than this (or than we asked, if that was less) is refreshed as if
+/// it were this long, so that a registrar granting 1 s does not get a REGISTER every half second.
+pub const MIN_REFRESHED_EXPIRES: u32 = 30;
+
 /// Everything needed to register one extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountConfig {

@@ -34,6 +34,9 @@
 //! - Ceiling: at most 10 REGISTERs at once then one per 5 s, and 5 new flows at once then one per
 //!   12 s. Every REGISTER and every new flow passes this one gate (user commands too); whatever
 //!   is over it waits for the gate.
+//! - A granted expiry below 30 s (or below what we asked, if that is less) is refreshed as if it
+//!   were that long, and one longer than we asked (or than a day) as if it were what we asked;
+//!   the status says so ([`Status::expiry_adjusted`]).
 
 mod binding;
 pub mod config;
@@ -50,8 +53,8 @@ pub use digest::ChallengeError;
 pub use message::{redact, MessageError};
 pub use registration::{Purpose, Registration};
 pub use status::{
-    BindingInfo, Cause, Direction, IncomingCall, Problem, ProblemCode, RegistrationState, Status,
-    TraceEntry, Transport,
+    BindingInfo, Cause, Direction, ExpiryAdjustment, ExpiryAdjustmentReason, IncomingCall, Problem,
+    ProblemCode, RegistrationState, Status, TraceEntry, Transport,
 };
 
 use std::net::SocketAddr;

@@ -302,6 +302,54 @@ pub struct BindingInfo {
     pub ours: bool,
 }
 
+/// Why VICIfast refreshes our binding on another lifetime than the registrar granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ExpiryAdjustmentReason {
+    /// Shorter than 30 s (or than we asked, if that was less): refreshing that often would
+    /// flood the registrar, so we refresh as if it had granted the floor.
+    BelowMinimum,
+    /// Longer than we asked (or than a day): refreshing that late would leave a lost binding
+    /// unnoticed, so we refresh as if it had granted what we asked.
+    AboveRequested,
+}
+
+/// The registrar granted a binding lifetime VICIfast does not refresh by, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryAdjustment {
+    /// Seconds the registrar granted.
+    pub granted: u32,
+    /// Seconds VICIfast refreshes as if it had granted.
+    pub refreshed_as: u32,
+    pub reason: ExpiryAdjustmentReason,
+    /// The same, in plain words.
+    pub message: String,
+}
+
+impl ExpiryAdjustment {
+    pub fn new(granted: u32, refreshed_as: u32, reason: ExpiryAdjustmentReason) -> Self {
+        let message = match reason {
+            ExpiryAdjustmentReason::BelowMinimum => format!(
+                "The phone server keeps this registration for only {granted} s. VICIfast renews \
+                 it as if it kept it {refreshed_as} s, so as not to flood the server, so calls \
+                 may not reach this computer between renewals. Tell your administrator."
+            ),
+            ExpiryAdjustmentReason::AboveRequested => format!(
+                "The phone server keeps this registration for {granted} s, longer than asked. \
+                 VICIfast renews it as if it kept it {refreshed_as} s, so that a lost \
+                 registration is noticed in time."
+            ),
+        };
+        Self {
+            granted,
+            refreshed_as,
+            reason,
+            message,
+        }
+    }
+}
+
 /// A snapshot of one account's registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -324,6 +372,9 @@ pub struct Status {
     pub problem: Option<Problem>,
     /// All bindings of the extension in the last 200 OK.
     pub bindings: Vec<BindingInfo>,
+    /// Set while our binding is refreshed on another lifetime than the registrar granted.
+    #[serde(default)]
+    pub expiry_adjusted: Option<ExpiryAdjustment>,
 }
 
 impl Status {
@@ -348,6 +399,7 @@ impl Status {
             next_attempt_in: None,
             problem: None,
             bindings: Vec::new(),
+            expiry_adjusted: None,
         }
     }
 }

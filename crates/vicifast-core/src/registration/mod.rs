@@ -42,7 +42,8 @@ use crate::binding::OurContact;
 use crate::config::{AccountConfig, Password};
 use crate::message::{self, SipMessage};
 use crate::status::{
-    BindingInfo, Cause, Direction, Problem, RegistrationState, Status, TraceEntry, Transport,
+    BindingInfo, Cause, Direction, ExpiryAdjustment, Problem, RegistrationState, Status,
+    TraceEntry, Transport,
 };
 use crate::timer::{Timer, TimerTable};
 use crate::transaction::{ClientTimeout, CompletedTransaction, ServerTransactions};
@@ -135,12 +136,15 @@ enum Resume {
 /// Our binding as the registrar granted it.
 #[derive(Debug, Clone)]
 struct Binding {
+    /// The lifetime we refresh by: what the registrar granted, floored and capped.
     granted: u32,
     expires_at: Instant,
     /// The Contact this binding is for: a refresh keeps it, a new flow changes it.
     contact: String,
     /// A refresh failed while this binding still held and was retried at once (once per binding).
     retried: bool,
+    /// Set when `granted` is not what the registrar granted.
+    adjusted: Option<ExpiryAdjustment>,
 }
 
 /// The sans-IO registration state machine. See the crate docs for the calling convention.
@@ -465,6 +469,7 @@ impl Registration {
             next_attempt_in: secs_until(self.timers.get(Timer::Backoff)),
             problem: self.problem.clone(),
             bindings: self.listed.clone(),
+            expiry_adjusted: self.binding.as_ref().and_then(|b| b.adjusted.clone()),
         };
         self.outputs.push_back(Output::Event(Event::Status(status)));
     }

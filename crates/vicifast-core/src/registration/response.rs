@@ -4,7 +4,8 @@
 
 use super::attempt::Failure;
 use super::{uri_ip, Binding, Goal, Phase, Registration, RequestKind};
-use crate::binding::listed_bindings;
+use crate::binding::{listed_bindings, refreshed_lifetime};
+use crate::config::MAX_EXPIRES;
 use crate::digest::{ChallengeError, DigestSession};
 use crate::message::{self, param, NameAddr, Response, Via};
 use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
@@ -16,8 +17,6 @@ use std::time::{Duration, Instant};
 /// Bounds on re-sending the same REGISTER after answers that ask for it.
 const MAX_STALE_RETRIES: u8 = 3;
 const MAX_INTERVAL_RETRIES: u8 = 3;
-/// Refuse Min-Expires values that would keep a binding alive for more than a day.
-const MAX_EXPIRES: u32 = 86_400;
 
 impl Registration {
     pub(super) fn on_response(&mut self, now: Instant, resp: Response) {
@@ -183,12 +182,22 @@ impl Registration {
             .unwrap_or_default();
         let was_registered = self.state == RegistrationState::Registered
             && self.binding.as_ref().is_some_and(|b| b.contact == contact);
-        let granted_for = Duration::from_secs(u64::from(granted));
+        let (lifetime, adjusted) = refreshed_lifetime(granted, self.dialog.requested_expires);
+        if let Some(adjusted) = adjusted.as_ref().filter(|a| {
+            self.binding
+                .as_ref()
+                .and_then(|b| b.adjusted.as_ref())
+                .is_none_or(|old| old.granted != a.granted)
+        }) {
+            tracing::warn!(account = %self.config.name, granted, refreshed_as = lifetime, reason = ?adjusted.reason, "the registrar granted a lifetime we do not refresh by");
+        }
+        let granted_for = Duration::from_secs(u64::from(lifetime));
         self.binding = Some(Binding {
-            granted,
+            granted: lifetime,
             expires_at: now + granted_for,
             contact,
             retried: false,
+            adjusted,
         });
         self.timers
             .set(Timer::Refresh, now + refresh_delay(granted_for));

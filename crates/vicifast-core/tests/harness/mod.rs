@@ -75,6 +75,8 @@ pub struct FakeRegistrar {
     pub break_after_ok: Option<FlowErrorKind>,
     /// Every REGISTER that adds a binding gets 423 with a Min-Expires above what it asked.
     pub min_expires_chain: bool,
+    /// Grant every binding exactly this lifetime, whatever was asked.
+    pub force_grant: Option<u32>,
 }
 
 impl FakeRegistrar {
@@ -103,6 +105,7 @@ impl FakeRegistrar {
             rport_flapping: false,
             break_after_ok: None,
             min_expires_chain: false,
+            force_grant: None,
         }
     }
 
@@ -310,7 +313,9 @@ impl FakeRegistrar {
             }
             self.bindings.retain(|(u, _)| *u != uri);
             if expires > 0 {
-                let granted = self.max_grant.map_or(expires, |m| expires.min(m));
+                let granted = self
+                    .force_grant
+                    .unwrap_or_else(|| self.max_grant.map_or(expires, |m| expires.min(m)));
                 self.bindings.push((uri, granted));
             }
         }

@@ -129,7 +129,8 @@ pub enum ProblemCode {
     DnsFailure,
     /// Nothing listens at the registrar's address and port (TCP/TLS refused, ICMP unreachable).
     ConnectionRefused,
-    /// The TLS certificate of the registrar could not be verified.
+    /// The TLS certificate of the registrar could not be verified: not retried until the user
+    /// acts (try again, or change the settings).
     TlsCertificate,
     /// The registrar answered with a 5xx error.
     ServerError,
@@ -170,6 +171,7 @@ impl ProblemCode {
                 | Self::Forbidden
                 | Self::UnknownExtension
                 | Self::Rejected
+                | Self::TlsCertificate
                 | Self::Credentials
         )
     }
@@ -244,7 +246,7 @@ fn wording(code: ProblemCode) -> (&'static str, &'static str) {
         ),
         ProblemCode::TlsCertificate => (
             "The phone server's security certificate could not be verified.",
-            "Ask your administrator for the right server name or certificate; do not continue on an untrusted network.",
+            "Ask your administrator for the right server name or certificate, then try again; do not continue on an untrusted network.",
         ),
         ProblemCode::ServerError => (
             "The phone server had a problem handling the registration.",

@@ -182,17 +182,51 @@ fn dns_failure_is_reported_and_retried() {
 }
 
 #[test]
-fn tls_certificate_failure_has_its_own_code() {
+fn tls_certificate_failure_stops_until_the_user_acts() {
     let mut c = config();
     c.transport = Some(Transport::Tls);
     let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
     sim.refuse
         .insert(addr(REGISTRAR), FlowErrorKind::TlsCertificate);
     sim.start();
+    sim.run_for(Duration::from_secs(24 * 3600));
+    let status = sim.last_status();
     assert_eq!(
-        sim.last_status().problem.unwrap().code,
-        ProblemCode::TlsCertificate
+        status.state,
+        RegistrationState::Failed,
+        "the tray shows it needs the user"
     );
+    assert_eq!(status.problem.unwrap().code, ProblemCode::TlsCertificate);
+    assert_eq!(sim.connection_attempts.len(), 1, "not retried for a day");
+    assert_eq!(
+        sim.statuses()
+            .iter()
+            .filter(|(_, s)| s.state == RegistrationState::Failed)
+            .count(),
+        1,
+        "said once"
+    );
+    assert_eq!(sim.reg.poll_timeout(), None);
+    // Trying again is the user's call.
+    sim.refuse.clear();
+    sim.reg.retry_now(sim.now);
+    sim.drain();
+    assert_eq!(sim.last_status().state, RegistrationState::Registered);
+}
+
+#[test]
+fn a_bad_certificate_on_one_server_of_several_falls_over_to_the_next() {
+    let mut c = config();
+    c.transport = Some(Transport::Tls);
+    let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
+    sim.refuse
+        .insert(addr("198.18.0.11:5061"), FlowErrorKind::TlsCertificate);
+    sim.resolve = Ok(vec![
+        target("198.18.0.11:5061", Transport::Tls),
+        target(REGISTRAR, Transport::Tls),
+    ]);
+    sim.register();
+    assert_eq!(sim.last_status().server.as_deref(), Some(REGISTRAR));
 }
 
 #[test]

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 pub(super) struct Targets {
     list: Vec<Target>,
     index: usize,
+    /// A target's TLS certificate did not verify: unless another target works, that needs the
+    /// user, not another try.
+    certificate_failure: Option<Problem>,
 }
 
 impl Targets {
@@ -106,6 +109,7 @@ impl Registration {
                 self.targets = Targets {
                     list: targets,
                     index: 0,
+                    certificate_failure: None,
                 };
                 self.use_target(now);
             }
@@ -169,9 +173,20 @@ impl Registration {
             self.finish(now, RegistrationState::Unregistered, Cause::Unregistered);
             return;
         }
+        if failure.problem.code == ProblemCode::TlsCertificate {
+            self.targets
+                .certificate_failure
+                .get_or_insert_with(|| failure.problem.clone());
+        }
         if failure.try_next_target && self.targets.advance() {
             tracing::info!(account = %self.config.name, problem = %failure.problem, "trying the next server address");
             self.use_target(now);
+            return;
+        }
+        // Trying again would meet the same certificate: that is for the user to look at (or a
+        // settings change), not for the backoff.
+        if let Some(problem) = self.targets.certificate_failure.take() {
+            self.fail(now, problem);
             return;
         }
         if self.goal.is_one_shot() {

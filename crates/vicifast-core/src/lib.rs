@@ -41,6 +41,7 @@
 mod binding;
 pub mod config;
 mod digest;
+pub mod drop_log;
 pub mod edge;
 mod message;
 mod registration;
@@ -50,6 +51,7 @@ mod transaction;
 
 pub use config::{AccountConfig, AddressError, Password, ServerAddress, TransactionTimers};
 pub use digest::ChallengeError;
+pub use drop_log::{DropLog, DropReason};
 pub use message::{redact, MessageError};
 pub use registration::{Purpose, Registration};
 pub use status::{

@@ -23,9 +23,11 @@ pub(crate) enum Timer {
     PongTimeout,
     /// While offline, have the driver look at the routes again.
     RouteCheck,
+    /// Log the summary of the input dropped without a line of its own this interval.
+    DropSummary,
 }
 
-const TIMERS: [Timer; 8] = [
+const TIMERS: [Timer; 9] = [
     Timer::Refresh,
     Timer::Expiry,
     Timer::Backoff,
@@ -34,6 +36,7 @@ const TIMERS: [Timer; 8] = [
     Timer::KeepAlive,
     Timer::PongTimeout,
     Timer::RouteCheck,
+    Timer::DropSummary,
 ];
 
 #[derive(Debug, Default, Clone)]

@@ -5,6 +5,7 @@
 
 use super::request::ALLOW;
 use super::{random_token, Registration};
+use crate::drop_log::{escape, DropReason};
 use crate::message::{self, MessageBuilder, NameAddr, Request, Via};
 use crate::status::{IncomingCall, Transport};
 use crate::{Event, FlowId, Output};
@@ -34,7 +35,7 @@ impl Registration {
                 .get("cseq")
                 .filter(|c| message::parse_cseq(c).is_some()),
         ) else {
-            tracing::warn!(account = %self.config.name, method = %req.method, "request with missing or malformed headers dropped");
+            self.dropped(now, DropReason::MalformedRequest, remote, &req.method);
             return;
         };
         let branch = top_via.branch().unwrap_or_default().to_owned();
@@ -91,7 +92,7 @@ impl Registration {
         self.push_transmit(flow, remote, payload);
         if method == "INVITE" {
             let from_uri = NameAddr::parse(from).map_or_else(|| from.to_owned(), |n| n.uri);
-            tracing::info!(account = %self.config.name, from = %from_uri, "incoming call reached this device");
+            tracing::info!(account = %self.config.name, from = %escape(&from_uri), "incoming call reached this device");
             self.outputs
                 .push_back(Output::Event(Event::IncomingCall(IncomingCall {
                     account: self.config.name.clone(),

@@ -40,6 +40,7 @@ mod response;
 
 use crate::binding::OurContact;
 use crate::config::{AccountConfig, Password};
+use crate::drop_log::{escape, escape_multiline, DropLog, DropReason};
 use crate::message::{self, SipMessage};
 use crate::status::{
     BindingInfo, Cause, Direction, ExpiryAdjustment, Problem, RegistrationState, Status,
@@ -173,6 +174,8 @@ pub struct Registration {
     listed: Vec<BindingInfo>,
     completed: Vec<CompletedTransaction>,
     server_transactions: ServerTransactions,
+    /// What was dropped from the network, logged a few lines per interval then summarised.
+    drops: DropLog,
     timers: TimerTable,
     outputs: VecDeque<Output>,
 }
@@ -213,6 +216,7 @@ impl Registration {
             listed: Vec::new(),
             completed: Vec::new(),
             server_transactions: ServerTransactions::default(),
+            drops: DropLog::default(),
             timers: TimerTable::default(),
             outputs: VecDeque::new(),
         }
@@ -299,25 +303,25 @@ impl Registration {
     /// A SIP message (a UDP datagram, or one framed from a stream) arrived on a flow.
     pub fn handle_receive(&mut self, now: Instant, flow: FlowId, remote: SocketAddr, data: &[u8]) {
         let Some(current) = self.flow.as_ref().filter(|f| f.id == flow) else {
-            tracing::debug!(account = %self.config.name, %remote, "message on a closed flow ignored");
+            self.dropped(now, DropReason::ClosedFlow, remote, "");
             return;
         };
         let transport = current.target.transport;
         let from_next_hop = transport.is_reliable() || remote == current.target.addr;
+        if !from_next_hop && !self.config.accept_requests_from_anyone {
+            self.dropped(now, DropReason::ForeignSource, remote, "");
+            return;
+        }
         let message = match SipMessage::parse(data) {
             Ok(m) => m,
             Err(err) => {
-                tracing::warn!(account = %self.config.name, %remote, %err, "malformed message dropped");
+                self.dropped(now, DropReason::Malformed, remote, &err.to_string());
                 return;
             }
         };
-        if !from_next_hop && !self.config.accept_requests_from_anyone {
-            tracing::warn!(account = %self.config.name, %remote, "message from an address other than the registrar dropped");
-            return;
-        }
         self.trace(Direction::Received, remote, transport, data);
         match message {
-            SipMessage::Response(resp) => self.on_response(now, resp),
+            SipMessage::Response(resp) => self.on_response(now, remote, resp),
             SipMessage::Request(req) => self.on_request(now, flow, remote, transport, req),
         }
     }
@@ -389,6 +393,11 @@ impl Registration {
             Timer::StopDeadline => {
                 self.finish(now, RegistrationState::Unregistered, Cause::Unregistered);
             }
+            Timer::DropSummary => {
+                if let Some(summary) = self.drops.flush(now) {
+                    tracing::warn!(account = %self.config.name, "{summary}");
+                }
+            }
         }
     }
 
@@ -412,6 +421,31 @@ impl Registration {
 
     fn stopping(&self) -> bool {
         self.goal == Goal::Unregister
+    }
+
+    /// Input from the network dropped: logged on a line of its own only for the first few of
+    /// an interval, the rest counted into one summary (remote text escaped either way).
+    fn dropped(&mut self, now: Instant, reason: DropReason, remote: SocketAddr, detail: &str) {
+        let verdict = self.drops.record(now, reason);
+        if let Some(summary) = verdict.summary {
+            tracing::warn!(account = %self.config.name, "{summary}");
+        }
+        if verdict.log {
+            let detail = escape(detail);
+            match reason {
+                // Expected now and then: late answers on a flow we left, retransmissions.
+                DropReason::ClosedFlow | DropReason::Retransmission => {
+                    tracing::debug!(account = %self.config.name, %remote, %detail, "dropped: {reason}");
+                }
+                _ => {
+                    tracing::warn!(account = %self.config.name, %remote, %detail, "dropped: {reason}")
+                }
+            }
+        }
+        match self.drops.summary_due() {
+            Some(at) => self.timers.set(Timer::DropSummary, at),
+            None => self.timers.stop(Timer::DropSummary),
+        }
     }
 
     fn push_transmit(&mut self, flow: FlowId, destination: SocketAddr, payload: Vec<u8>) {
@@ -440,7 +474,7 @@ impl Registration {
                 direction,
                 remote: remote.to_string(),
                 transport,
-                text: message::redact(&String::from_utf8_lossy(bytes)),
+                text: escape_multiline(&message::redact(&String::from_utf8_lossy(bytes))),
             })));
     }
 

@@ -5,6 +5,7 @@ use super::attempt::Failure;
 use super::pacing::FailureKind;
 use super::{Phase, Registration};
 use crate::binding::OurContact;
+use crate::drop_log::escape;
 use crate::message::Response;
 use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
 use crate::timer::Timer;
@@ -81,7 +82,7 @@ impl Registration {
             self.server_transactions.forget_flow(flow);
         }
         self.timers.stop(Timer::Connect);
-        let problem = Problem::new(error.kind.problem_code(), error.detail);
+        let problem = Problem::new(error.kind.problem_code(), escape(&error.detail));
         if error.kind == FlowErrorKind::NetworkUnreachable && !self.stopping() {
             self.go_offline(now, Cause::NetworkChanged);
             self.outputs.push_back(Output::CheckNetwork);

@@ -7,11 +7,12 @@ use super::{uri_ip, Binding, Goal, Phase, Registration, RequestKind};
 use crate::binding::{listed_bindings, refreshed_lifetime};
 use crate::config::MAX_EXPIRES;
 use crate::digest::{ChallengeError, DigestSession};
+use crate::drop_log::{escape, DropReason};
 use crate::message::{self, param, NameAddr, Response, Via};
 use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
 use crate::timer::{refresh_delay, Timer};
 use crate::{Event, Output};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Bounds on re-sending the same REGISTER after answers that ask for it.
@@ -19,25 +20,34 @@ const MAX_STALE_RETRIES: u8 = 3;
 const MAX_INTERVAL_RETRIES: u8 = 3;
 
 impl Registration {
-    pub(super) fn on_response(&mut self, now: Instant, resp: Response) {
+    pub(super) fn on_response(&mut self, now: Instant, remote: SocketAddr, resp: Response) {
         let Some(via) = resp
             .headers
             .get("via")
             .and_then(|v| message::split_list(v).into_iter().next())
             .and_then(|v| Via::parse(&v))
         else {
-            tracing::warn!(account = %self.config.name, "response without a usable Via dropped");
+            let detail = format!("{} response without a usable Via", resp.code);
+            self.dropped(now, DropReason::Malformed, remote, &detail);
             return;
         };
         let branch = via.branch().unwrap_or_default();
-        let Phase::Transacting(pending) = &mut self.phase else {
-            self.stray_response(resp.code, branch);
-            return;
+        let in_flight = match &self.phase {
+            Phase::Transacting(pending) => pending.tx.branch == branch,
+            _ => false,
         };
-        if pending.tx.branch != branch {
-            self.stray_response(resp.code, branch);
+        if !in_flight {
+            let reason = if self.completed.iter().any(|c| c.branch == branch) {
+                DropReason::Retransmission
+            } else {
+                DropReason::StrayResponse
+            };
+            self.dropped(now, reason, remote, &resp.code.to_string());
             return;
         }
+        let Phase::Transacting(pending) = &mut self.phase else {
+            return;
+        };
         // Beyond the branch, the response must belong to our dialog-less exchange.
         let cseq_ok = resp
             .headers
@@ -51,7 +61,12 @@ impl Registration {
             .and_then(NameAddr::parse)
             .is_some_and(|f| f.tag() == Some(self.dialog.tag()));
         if !(cseq_ok && call_id_ok && from_tag_ok) {
-            tracing::warn!(account = %self.config.name, code = resp.code, "forged or mismatched response ignored");
+            self.dropped(
+                now,
+                DropReason::ForgedResponse,
+                remote,
+                &resp.code.to_string(),
+            );
             return;
         }
         if resp.code < 200 {
@@ -68,7 +83,7 @@ impl Registration {
             .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|v| v.parse().ok())
             .map(Duration::from_secs);
-        let detail = format!("{} {}", resp.code, resp.reason);
+        let detail = format!("{} {}", resp.code, escape(&resp.reason));
         let kind = pending.kind;
         match resp.code {
             200..=299 => self.on_success(now, kind, pending.removing, &resp),
@@ -92,14 +107,6 @@ impl Registration {
                     .retry_after(retry_after),
             ),
             _ => self.fail(now, Problem::new(ProblemCode::Rejected, detail)),
-        }
-    }
-
-    fn stray_response(&self, code: u16, branch: &str) {
-        if self.completed.iter().any(|c| c.branch == branch) {
-            tracing::trace!(account = %self.config.name, "retransmitted response absorbed");
-        } else {
-            tracing::warn!(account = %self.config.name, code, "stray response ignored (no matching transaction)");
         }
     }
 
@@ -249,15 +256,18 @@ impl Registration {
         let session = match DigestSession::from_challenges(resp.headers.get_all(header), proxy) {
             Ok(s) => s,
             Err(err @ (ChallengeError::Missing | ChallengeError::Unsupported(_))) => {
-                self.fail(now, Problem::new(ProblemCode::Rejected, err.to_string()));
+                self.fail(
+                    now,
+                    Problem::new(ProblemCode::Rejected, escape(&err.to_string())),
+                );
                 return;
             }
         };
         let detail = format!(
             "{} {} (realm \"{}\")",
             resp.code,
-            resp.reason,
-            session.realm()
+            escape(&resp.reason),
+            escape(session.realm())
         );
         if session.is_stale() {
             self.auth.stale_retries += 1;

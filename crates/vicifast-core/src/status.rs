@@ -208,6 +208,23 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// A 403 to a REGISTER whose credentials answered the challenge just received: the password
+    /// is probably wrong (Asterisk's chan_sip with `alwaysauthreject` answers a wrong password
+    /// so), or the extension may not register from here. Stops as for a wrong password.
+    pub fn credentials_refused(detail: impl Into<String>) -> Self {
+        Self {
+            message: "The phone server refused the password for this extension, or does not \
+                      let it register from this computer."
+                .to_owned(),
+            action: "Enter the password again; if it is right, ask your administrator whether \
+                     this extension may register from this computer."
+                .to_owned(),
+            ..Self::new(ProblemCode::WrongPassword, detail)
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} ({})", self.message, self.action, self.detail)
@@ -300,8 +317,12 @@ pub struct BindingInfo {
     pub contact: String,
     /// Seconds until the registrar drops it, as the registrar said.
     pub expires_in: Option<u32>,
-    /// Whether this is this device's own binding.
+    /// Whether this binding was registered by this installation (this one, or a stale one).
     pub ours: bool,
+    /// Ours, but not the binding this registration keeps: left from before a crash or a network
+    /// change, and removed with our next REGISTER.
+    #[serde(default)]
+    pub stale: bool,
 }
 
 /// Why VICIfast refreshes our binding on another lifetime than the registrar granted.

@@ -105,8 +105,7 @@ impl Registration {
         self.timers = TimerTable::default();
         // Safety net for platforms whose route events we miss: ask for a re-check now and then.
         self.timers.set(Timer::RouteCheck, now + OFFLINE_PROBE);
-        self.binding = None;
-        self.listed.retain(|b| !b.ours);
+        self.lose_binding();
         self.phase = Phase::Offline;
         self.state = RegistrationState::Offline;
         self.problem = Some(Problem::new(
@@ -138,8 +137,7 @@ impl Registration {
         ] {
             self.timers.stop(timer);
         }
-        self.binding = None;
-        self.listed.retain(|b| !b.ours);
+        self.lose_binding();
         self.problem = None;
         self.attempt_after_network_change(now, cause);
     }
@@ -147,13 +145,21 @@ impl Registration {
     /// Installs a new Contact; the one it replaces is removed with the next REGISTER.
     pub(super) fn replace_contact(&mut self, contact: OurContact) {
         if let Some(old) = self.contact.replace(contact) {
-            let is_new = self.contact.as_ref().is_some_and(|c| c.uri != old.uri);
-            if is_new && !self.stale_contacts.contains(&old.uri) {
-                self.stale_contacts.push(old.uri);
-                if self.stale_contacts.len() > MAX_STALE_CONTACTS {
-                    self.stale_contacts.remove(0);
-                }
+            if self.contact.as_ref().is_some_and(|c| c.uri != old.uri) {
+                self.remember_stale(old.uri);
             }
+        }
+    }
+
+    /// A contact of ours the registrar may still hold: removed with the next REGISTER.
+    pub(super) fn remember_stale(&mut self, uri: String) {
+        if self.contact.as_ref().is_some_and(|c| c.uri == uri) || self.stale_contacts.contains(&uri)
+        {
+            return;
+        }
+        self.stale_contacts.push(uri);
+        if self.stale_contacts.len() > MAX_STALE_CONTACTS {
+            self.stale_contacts.remove(0);
         }
     }
 }

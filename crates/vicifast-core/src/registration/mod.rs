@@ -55,6 +55,7 @@ use pacing::Pacer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use request::{Auth, Dialog, Pending, RequestKind};
+use response::Retries;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -157,6 +158,7 @@ pub struct Registration {
     rng: ChaCha20Rng,
     dialog: Dialog,
     auth: Auth,
+    retries: Retries,
     phase: Phase,
     /// The state as the user sees it (registered while a refresh is in flight, for example).
     state: RegistrationState,
@@ -203,6 +205,7 @@ impl Registration {
             rng,
             dialog,
             auth: Auth::default(),
+            retries: Retries::default(),
             phase: Phase::Idle,
             state: RegistrationState::Idle,
             problem: None,
@@ -403,8 +406,7 @@ impl Registration {
 
     /// The registrar drops our binding now: it was not refreshed in time.
     fn on_binding_expired(&mut self, now: Instant) {
-        self.binding = None;
-        self.listed.retain(|b| !b.ours);
+        self.lose_binding();
         self.timers.stop(Timer::Refresh);
         self.state = if matches!(self.phase, Phase::BackingOff { .. }) {
             RegistrationState::Retrying
@@ -421,6 +423,12 @@ impl Registration {
 
     fn stopping(&self) -> bool {
         self.goal == Goal::Unregister
+    }
+
+    /// The registrar no longer holds the binding we keep (it lapsed, or its flow is gone).
+    fn lose_binding(&mut self) {
+        self.binding = None;
+        self.listed.retain(|b| !b.ours || b.stale);
     }
 
     /// Input from the network dropped: logged on a line of its own only for the first few of

@@ -1,6 +1,8 @@
-//! NAT correction: the registrar tells where it saw our request come from (Via `received` and
-//! `rport`, RFC 3581). When that is not the address our Contact names, calls would be sent
-//! where nothing listens: register the address the registrar can reach instead.
+//! Corrections after a 2xx: the registrar tells where it saw our request come from (Via
+//! `received` and `rport`, RFC 3581); when that is not the address our Contact names, calls
+//! would be sent where nothing listens, so we register the address the registrar can reach
+//! instead. The same budget covers a 2xx that does not list our binding, and one that lists an
+//! old binding of ours to remove.
 
 use super::{Registration, RequestKind};
 use crate::binding::OurContact;
@@ -13,8 +15,9 @@ use std::time::Instant;
 const MAX_CORRECTIVE_REGISTERS: u8 = 2;
 
 impl Registration {
-    /// After a 2xx to REGISTER: if the registrar sees us at another address (NAT), or did not
-    /// list our binding, register again at once. Returns whether it did.
+    /// After a 2xx to REGISTER: if the registrar sees us at another address (NAT), did not list
+    /// our binding, or still lists an old binding of ours, register again at once (at most twice
+    /// in a row on one flow). Returns whether it did.
     pub(super) fn correct_contact(
         &mut self,
         now: Instant,
@@ -46,10 +49,24 @@ impl Registration {
             self.send_request(now, RequestKind::Register, false);
             return true;
         }
-        if !listed.is_empty() && !listed.iter().any(|(_, b)| b.ours) {
+        if !listed.is_empty() && !listed.iter().any(|(_, b)| b.ours && !b.stale) {
             flow.corrections += 1;
             tracing::warn!(account = %self.config.name, "registrar did not list our binding: registering again");
             self.publish(now, Cause::BindingLost);
+            self.send_request(now, RequestKind::Register, false);
+            return true;
+        }
+        let stale: Vec<String> = listed
+            .iter()
+            .filter(|(_, b)| b.stale)
+            .map(|(c, _)| c.uri.clone())
+            .collect();
+        if !stale.is_empty() {
+            flow.corrections += 1;
+            tracing::info!(account = %self.config.name, ?stale, "registrar still holds an old binding of ours: removing it");
+            for uri in stale {
+                self.remember_stale(uri);
+            }
             self.send_request(now, RequestKind::Register, false);
             return true;
         }

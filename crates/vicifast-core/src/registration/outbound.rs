@@ -103,8 +103,7 @@ impl Registration {
             // allows (quick retries when the binding had held).
             Phase::Registered => {
                 self.problem = Some(problem);
-                self.binding = None;
-                self.listed.retain(|b| !b.ours);
+                self.lose_binding();
                 self.timers.stop(Timer::PongTimeout);
                 self.state = RegistrationState::Registering;
                 self.wait_after_failure(now, FailureKind::FlowLost, None);

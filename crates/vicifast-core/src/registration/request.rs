@@ -24,6 +24,9 @@ pub(super) enum RequestKind {
     Query,
     /// Removes the listed contacts.
     Remove(Vec<String>),
+    /// No Contact: asks for the current bindings, to learn why a REGISTER was refused (our own
+    /// binding from before may hold the extension's only place).
+    Probe,
 }
 
 /// The request in flight and what it carried.
@@ -34,6 +37,8 @@ pub(super) struct Pending {
     /// The credentials in this request answer a challenge that came in reply to the request just
     /// before it; a new challenge (or a refusal) now means the credentials are wrong.
     pub answers_challenge: bool,
+    /// The request carried credentials at all (answering a challenge, or pre-emptively).
+    pub carried_credentials: bool,
     /// Contacts this request removes (expires=0).
     pub removing: Vec<String>,
 }
@@ -46,8 +51,6 @@ pub(super) struct Dialog {
     cseq: u32,
     /// The binding lifetime we ask for; raised by 423 Interval Too Brief.
     pub requested_expires: u32,
-    /// 423 answers in a row; bounds raising the interval.
-    pub interval_retries: u8,
 }
 
 impl Dialog {
@@ -57,7 +60,6 @@ impl Dialog {
             from_tag: random_token(rng, 12),
             cseq: 0,
             requested_expires: u32::try_from(config.expires.as_secs()).unwrap_or(u32::MAX),
-            interval_retries: 0,
         }
     }
 
@@ -75,14 +77,21 @@ impl Dialog {
 pub(super) struct Auth {
     pub www: Option<DigestSession>,
     pub proxy: Option<DigestSession>,
-    /// `stale=true` challenges in a row; bounds answering them.
-    pub stale_retries: u8,
+    /// The registrar accepted these credentials once (a 2xx to a request carrying them): a
+    /// later refusal is not about the password.
+    pub accepted: bool,
 }
 
 impl Auth {
+    /// New credentials: the old challenges and what we learned about the old password go.
     pub fn forget_challenges(&mut self) {
         self.www = None;
         self.proxy = None;
+        self.accepted = false;
+    }
+
+    pub fn has_credentials(&self) -> bool {
+        self.www.is_some() || self.proxy.is_some()
     }
 }
 
@@ -132,7 +141,7 @@ impl Registration {
         let removing = match &kind {
             RequestKind::Register | RequestKind::Unregister => self.stale_contacts.clone(),
             RequestKind::Remove(contacts) => contacts.clone(),
-            RequestKind::Query => Vec::new(),
+            RequestKind::Query | RequestKind::Probe => Vec::new(),
         };
         // Old contacts first and without +sip.instance: a registrar that matches bindings by
         // instance must not apply their expires=0 to the new binding.
@@ -142,7 +151,7 @@ impl Registration {
         let ours = match kind {
             RequestKind::Register => Some(expires),
             RequestKind::Unregister => Some(0),
-            RequestKind::Remove(_) | RequestKind::Query => None,
+            RequestKind::Remove(_) | RequestKind::Query | RequestKind::Probe => None,
         };
         if let Some(expires) = ours {
             if let Some(contact) = &self.contact {
@@ -157,6 +166,7 @@ impl Registration {
             .header("Allow", ALLOW)
             .header("Supported", "outbound, path")
             .header("User-Agent", &self.config.user_agent);
+        let carried_credentials = self.auth.has_credentials();
         let auth_user = self.config.auth_user().to_owned();
         for session in [self.auth.proxy.as_mut(), self.auth.www.as_mut()]
             .into_iter()
@@ -188,6 +198,7 @@ impl Registration {
             tx,
             kind,
             answers_challenge,
+            carried_credentials,
             removing,
         });
         self.push_transmit(flow.id, flow.target.addr, payload);

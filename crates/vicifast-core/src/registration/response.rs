@@ -1,15 +1,22 @@
 //! What the registrar answered to the REGISTER in flight: matched strictly (branch, CSeq, Call-ID,
 //! From tag), then acted on: the bindings a 2xx grants and lists, digest challenges (RFC 3261
 //! §22), 423 Interval Too Brief (§10.2.8), refusals and server errors.
+//!
+//! A 403 is ambiguous: a wrong password (Asterisk's chan_sip with `alwaysauthreject`), a
+//! registrar that keeps one contact per extension and still holds our binding from before a
+//! crash (res_pjsip `max_contacts=1`, `remove_existing=no`), or a real refusal. With an instance
+//! id, a 403 to our REGISTER is followed by one query (a REGISTER without Contact): a binding of
+//! ours elsewhere is removed in the next REGISTER; credentials refused there are the password;
+//! credentials accepted there make the 403 a refusal of this contact.
 
 use super::attempt::Failure;
 use super::{uri_ip, Binding, Goal, Phase, Registration, RequestKind};
-use crate::binding::{listed_bindings, refreshed_lifetime};
+use crate::binding::{is_instance, listed_bindings, refreshed_lifetime};
 use crate::config::MAX_EXPIRES;
 use crate::digest::{ChallengeError, DigestSession};
 use crate::drop_log::{escape, DropReason};
-use crate::message::{self, param, NameAddr, Response, Via};
-use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
+use crate::message::{self, NameAddr, Response, Via};
+use crate::status::{BindingInfo, Cause, Problem, ProblemCode, RegistrationState};
 use crate::timer::{refresh_delay, Timer};
 use crate::{Event, Output};
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +25,24 @@ use std::time::{Duration, Instant};
 /// Bounds on re-sending the same REGISTER after answers that ask for it.
 const MAX_STALE_RETRIES: u8 = 3;
 const MAX_INTERVAL_RETRIES: u8 = 3;
+
+/// Answers that asked us to send again, since the last 2xx; they bound the loops.
+#[derive(Debug, Default)]
+pub(super) struct Retries {
+    /// `stale=true` challenges.
+    stale: u8,
+    /// 423 Interval Too Brief.
+    interval: u8,
+    /// A 403 was followed by a query for the bindings.
+    probed_refusal: bool,
+}
+
+/// What the refused request carried.
+#[derive(Debug, Clone, Copy)]
+struct Refused {
+    answered_challenge: bool,
+    carried_credentials: bool,
+}
 
 impl Registration {
     pub(super) fn on_response(&mut self, now: Instant, remote: SocketAddr, resp: Response) {
@@ -86,10 +111,21 @@ impl Registration {
         let detail = format!("{} {}", resp.code, escape(&resp.reason));
         let kind = pending.kind;
         match resp.code {
-            200..=299 => self.on_success(now, kind, pending.removing, &resp),
+            200..=299 => {
+                if pending.carried_credentials {
+                    self.auth.accepted = true;
+                }
+                self.on_success(now, kind, pending.removing, &resp);
+            }
             401 | 407 => self.on_challenge(now, kind, pending.answers_challenge, &resp),
             423 => self.on_interval_too_brief(now, kind, &resp),
-            403 => self.fail(now, Problem::new(ProblemCode::Forbidden, detail)),
+            403 => {
+                let refused = Refused {
+                    answered_challenge: pending.answers_challenge,
+                    carried_credentials: pending.carried_credentials,
+                };
+                self.on_forbidden(now, kind, refused, detail);
+            }
             404 => self.fail(now, Problem::new(ProblemCode::UnknownExtension, detail)),
             408 | 480 => self.attempt_failed(
                 now,
@@ -117,10 +153,10 @@ impl Registration {
         removed: Vec<String>,
         resp: &Response,
     ) {
-        self.auth.stale_retries = 0;
-        self.dialog.interval_retries = 0;
+        self.retries = Retries::default();
         self.stale_contacts.retain(|c| !removed.contains(c));
-        let listed = listed_bindings(&resp.headers, self.contact.as_ref());
+        let adds_ours = kind == RequestKind::Register;
+        let listed = listed_bindings(&resp.headers, self.contact.as_ref(), adds_ours);
         self.listed = listed.iter().map(|(_, b)| b.clone()).collect();
         match kind {
             RequestKind::Register => {
@@ -130,7 +166,7 @@ impl Registration {
                     .and_then(|v| v.trim().parse::<u32>().ok());
                 let granted = listed
                     .iter()
-                    .find(|(_, b)| b.ours)
+                    .find(|(_, b)| b.ours && !b.stale)
                     .and_then(|(_, b)| b.expires_in)
                     .or(header_expires)
                     .unwrap_or(self.dialog.requested_expires);
@@ -177,7 +213,59 @@ impl Registration {
                     .push_back(Output::Event(Event::Removed(removed)));
                 self.finish(now, RegistrationState::Unregistered, Cause::Unregistered);
             }
+            RequestKind::Probe => self.on_probed(now, &listed),
         }
+    }
+
+    /// A 403 answered a request of `kind`.
+    fn on_forbidden(&mut self, now: Instant, kind: RequestKind, refused: Refused, detail: String) {
+        match kind {
+            RequestKind::Register
+                if self.config.instance_id.is_some() && !self.retries.probed_refusal =>
+            {
+                self.retries.probed_refusal = true;
+                tracing::info!(account = %self.config.name, %detail, "REGISTER refused: asking the registrar which bindings it holds");
+                self.send_request(now, RequestKind::Probe, false);
+            }
+            RequestKind::Probe if refused.carried_credentials && !self.auth.accepted => {
+                self.fail(now, Problem::credentials_refused(detail));
+            }
+            _ if refused.answered_challenge && !self.auth.accepted => {
+                self.fail(now, Problem::credentials_refused(detail));
+            }
+            _ => self.fail(now, Problem::new(ProblemCode::Forbidden, detail)),
+        }
+    }
+
+    /// The bindings the registrar holds, asked for after it refused our REGISTER: a binding of
+    /// ours from before is removed in the next REGISTER; anything else is a refusal of this
+    /// contact.
+    fn on_probed(&mut self, now: Instant, listed: &[(NameAddr, BindingInfo)]) {
+        let stale: Vec<String> = listed
+            .iter()
+            .filter(|(_, b)| b.stale)
+            .map(|(c, _)| c.uri.clone())
+            .collect();
+        if stale.is_empty() {
+            let others = listed.len();
+            self.fail(
+                now,
+                Problem::new(
+                    ProblemCode::Forbidden,
+                    format!(
+                        "403 to our REGISTER, though the registrar accepts our credentials; it \
+                         holds {others} other binding(s) for the extension"
+                    ),
+                ),
+            );
+            return;
+        }
+        tracing::info!(account = %self.config.name, stale = ?stale, "the registrar holds our own binding from before: removing it");
+        for uri in stale {
+            self.remember_stale(uri);
+        }
+        self.publish(now, Cause::BindingLost);
+        self.send_request(now, RequestKind::Register, false);
     }
 
     /// The registrar holds our binding for `granted` seconds: refresh ahead of it.
@@ -226,18 +314,12 @@ impl Registration {
     }
 
     fn is_local_binding(&self, contact: &NameAddr, local_ip: Option<IpAddr>) -> bool {
-        if let (Some(ours), Some(theirs)) = (
-            &self.config.instance_id,
-            param(&contact.params, "+sip.instance"),
-        ) {
-            if theirs
-                .trim_matches(|c| c == '<' || c == '>')
-                .eq_ignore_ascii_case(ours)
-            {
-                return true;
-            }
-        }
-        local_ip.is_some_and(|local| uri_ip(&contact.uri) == Some(local))
+        let ours = self
+            .config
+            .instance_id
+            .as_deref()
+            .is_some_and(|id| is_instance(contact, id));
+        ours || local_ip.is_some_and(|local| uri_ip(&contact.uri) == Some(local))
     }
 
     fn on_challenge(
@@ -270,8 +352,8 @@ impl Registration {
             escape(session.realm())
         );
         if session.is_stale() {
-            self.auth.stale_retries += 1;
-            if self.auth.stale_retries > MAX_STALE_RETRIES {
+            self.retries.stale += 1;
+            if self.retries.stale > MAX_STALE_RETRIES {
                 self.attempt_failed(
                     now,
                     Failure::of_attempt(Problem::new(
@@ -305,12 +387,12 @@ impl Registration {
             .headers
             .get("min-expires")
             .and_then(|v| v.trim().parse::<u32>().ok());
-        self.dialog.interval_retries += 1;
+        self.retries.interval += 1;
         match min {
             Some(min)
                 if min > self.dialog.requested_expires
                     && min <= MAX_EXPIRES
-                    && self.dialog.interval_retries <= MAX_INTERVAL_RETRIES =>
+                    && self.retries.interval <= MAX_INTERVAL_RETRIES =>
             {
                 self.dialog.requested_expires = min;
                 self.send_request(now, kind, false);

@@ -77,6 +77,10 @@ pub struct FakeRegistrar {
     pub min_expires_chain: bool,
     /// Grant every binding exactly this lifetime, whatever was asked.
     pub force_grant: Option<u32>,
+    /// No authentication at all.
+    pub no_auth: bool,
+    /// Wrong credentials get 403 instead of a new challenge (chan_sip's `alwaysauthreject`).
+    pub forbid_bad_credentials: bool,
 }
 
 impl FakeRegistrar {
@@ -106,6 +110,8 @@ impl FakeRegistrar {
             break_after_ok: None,
             min_expires_chain: false,
             force_grant: None,
+            no_auth: false,
+            forbid_bad_credentials: false,
         }
     }
 
@@ -176,7 +182,15 @@ impl FakeRegistrar {
             return None;
         }
         let mut extra = Vec::new();
-        let code = match self.credentials_ok(req) {
+        let verdict = if self.no_auth {
+            Ok(())
+        } else {
+            self.credentials_ok(req)
+        };
+        let sent_credentials =
+            header(req, "Authorization").is_some() || header(req, "Proxy-Authorization").is_some();
+        let code = match verdict {
+            Err(false) if self.forbid_bad_credentials && sent_credentials => 403,
             Err(stale) => {
                 self.nonce_seq += 1;
                 self.nonce = format!("nonce-{}", self.nonce_seq);
@@ -387,7 +401,7 @@ pub struct Sim {
     pub local_ip: IpAddr,
     pub route: Option<IpAddr>,
     pub route_checks: usize,
-    next_port: u16,
+    pub next_port: u16,
 }
 
 impl Sim {

@@ -191,28 +191,56 @@ fn a_missing_pong_on_tcp_means_the_flow_failed() {
     c.transport = Some(Transport::Tcp);
     let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
     sim.register();
-    // First ping; the server answers: pongs are now expected.
-    sim.run_for(Duration::from_secs(120));
+    // First ping at 90 s; the server answers: pongs are now expected.
+    sim.run_for(Duration::from_secs(90));
     let flow = sim.current_flow();
     sim.reg.handle_pong(sim.now, flow);
     sim.drain();
-    // Second ping goes unanswered: 10 s later the flow is declared failed and replaced (after
-    // a random moment under 2 s, the first quick retry).
-    sim.run_for(Duration::from_secs(131));
+    // The second ping (180 s) goes unanswered: 10 s later the flow is declared failed and
+    // replaced (after a random moment under 2 s, the first quick retry).
+    sim.run_for(Duration::from_secs(101));
     assert!(sim
         .statuses()
         .iter()
         .any(|(_, s)| s.cause == Cause::FlowFailed));
     assert!(
-        sim.run_until(Duration::from_secs(252), |s| s.last_status().state
+        sim.run_until(Duration::from_secs(192), |s| s.last_status().state
             == RegistrationState::Registered)
     );
     assert_ne!(sim.current_flow(), flow);
     let at = sim.registers_sent().last().unwrap().at;
     assert!(
-        at >= Duration::from_secs(250) && at < Duration::from_secs(252),
+        at >= Duration::from_secs(190) && at < Duration::from_secs(192),
         "{at:?}"
     );
+}
+
+#[test]
+fn tcp_keepalives_come_well_inside_a_120_second_idle_timeout() {
+    let mut c = config();
+    c.transport = Some(Transport::Tcp);
+    let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
+    sim.register();
+    sim.run_for(Duration::from_secs(3600));
+    let flow = sim.current_flow();
+    let sent: Vec<Duration> = sim
+        .sent
+        .iter()
+        .filter(|s| s.flow == flow)
+        .map(|s| s.at)
+        .collect();
+    let longest_silence = sent
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .chain(std::iter::once(sim.elapsed() - sent[sent.len() - 1]))
+        .max()
+        .unwrap();
+    // Kamailio and OpenSIPS close a TCP connection idle for 120 s.
+    assert!(
+        longest_silence <= Duration::from_secs(90),
+        "{longest_silence:?}"
+    );
+    assert_eq!(sim.opened.len(), 1, "the one connection lasted the hour");
 }
 
 #[test]

@@ -15,6 +15,8 @@
 //!   granted, a challenge, a longer interval, a refusal.
 //! - `outbound`: the flow (RFC 5626): opening it, losing it, keep-alive pings and pongs.
 //! - `nat`: what Via `received`/`rport` tell about our public address.
+//! - `audit`: what the registrar's list of bindings says about ours (missing, or an old one of
+//!   ours to remove), and what a 403 means.
 //! - `mobility`: network changes, waking from sleep, having no route at all.
 //! - `inbound`: requests the registrar sends us (qualify OPTIONS, NOTIFY, INVITE), answered in
 //!   one place.
@@ -30,6 +32,7 @@
 //! transactions.
 
 mod attempt;
+mod audit;
 mod inbound;
 mod mobility;
 mod nat;

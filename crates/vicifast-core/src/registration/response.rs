@@ -1,15 +1,9 @@
 //! What the registrar answered to the REGISTER in flight: matched strictly (branch, CSeq, Call-ID,
 //! From tag), then acted on: the bindings a 2xx grants and lists, digest challenges (RFC 3261
 //! §22), 423 Interval Too Brief (§10.2.8), refusals and server errors.
-//!
-//! A 403 is ambiguous: a wrong password (Asterisk's chan_sip with `alwaysauthreject`), a
-//! registrar that keeps one contact per extension and still holds our binding from before a
-//! crash (res_pjsip `max_contacts=1`, `remove_existing=no`), or a real refusal. With an instance
-//! id, a 403 to our REGISTER is followed by one query (a REGISTER without Contact): a binding of
-//! ours elsewhere is removed in the next REGISTER; credentials refused there are the password;
-//! credentials accepted there make the 403 a refusal of this contact.
 
 use super::attempt::Failure;
+use super::audit::Refused;
 use super::{uri_ip, Binding, Goal, Phase, Registration, RequestKind};
 use crate::binding::{is_instance, listed_bindings, refreshed_lifetime};
 use crate::config::MAX_EXPIRES;
@@ -34,15 +28,11 @@ pub(super) struct Retries {
     /// 423 Interval Too Brief.
     interval: u8,
     /// A 403 was followed by a query for the bindings.
-    probed_refusal: bool,
+    pub probed_refusal: bool,
 }
 
-/// What the refused request carried.
-#[derive(Debug, Clone, Copy)]
-struct Refused {
-    answered_challenge: bool,
-    carried_credentials: bool,
-}
+/// Corrective REGISTERs in a row on one flow (NAT address, listing of our bindings).
+const MAX_CORRECTIVE_REGISTERS: u8 = 2;
 
 impl Registration {
     pub(super) fn on_response(&mut self, now: Instant, remote: SocketAddr, resp: Response) {
@@ -170,7 +160,7 @@ impl Registration {
                     .and_then(|(_, b)| b.expires_in)
                     .or(header_expires)
                     .unwrap_or(self.dialog.requested_expires);
-                if self.correct_contact(now, resp, &listed) {
+                if self.correct_after_success(now, resp, &listed) {
                     return;
                 }
                 if granted == 0 {
@@ -217,55 +207,34 @@ impl Registration {
         }
     }
 
-    /// A 403 answered a request of `kind`.
-    fn on_forbidden(&mut self, now: Instant, kind: RequestKind, refused: Refused, detail: String) {
-        match kind {
-            RequestKind::Register
-                if self.config.instance_id.is_some() && !self.retries.probed_refusal =>
-            {
-                self.retries.probed_refusal = true;
-                tracing::info!(account = %self.config.name, %detail, "REGISTER refused: asking the registrar which bindings it holds");
-                self.send_request(now, RequestKind::Probe, false);
-            }
-            RequestKind::Probe if refused.carried_credentials && !self.auth.accepted => {
-                self.fail(now, Problem::credentials_refused(detail));
-            }
-            _ if refused.answered_challenge && !self.auth.accepted => {
-                self.fail(now, Problem::credentials_refused(detail));
-            }
-            _ => self.fail(now, Problem::new(ProblemCode::Forbidden, detail)),
+    /// After a 2xx to REGISTER: when the registrar sees us at another address (NAT), or its
+    /// listing of the bindings needs correcting, register again at once, at most twice in a row
+    /// on one flow. Returns whether it did.
+    fn correct_after_success(
+        &mut self,
+        now: Instant,
+        resp: &Response,
+        listed: &[(NameAddr, BindingInfo)],
+    ) -> bool {
+        let nat = self.nat_correction(resp);
+        let listing = self.listing_correction(listed);
+        let Some(flow) = self.flow.as_mut() else {
+            return false;
+        };
+        if nat.is_none() && listing.is_none() {
+            flow.corrections = 0;
+            return false;
         }
-    }
-
-    /// The bindings the registrar holds, asked for after it refused our REGISTER: a binding of
-    /// ours from before is removed in the next REGISTER; anything else is a refusal of this
-    /// contact.
-    fn on_probed(&mut self, now: Instant, listed: &[(NameAddr, BindingInfo)]) {
-        let stale: Vec<String> = listed
-            .iter()
-            .filter(|(_, b)| b.stale)
-            .map(|(c, _)| c.uri.clone())
-            .collect();
-        if stale.is_empty() {
-            let others = listed.len();
-            self.fail(
-                now,
-                Problem::new(
-                    ProblemCode::Forbidden,
-                    format!(
-                        "403 to our REGISTER, though the registrar accepts our credentials; it \
-                         holds {others} other binding(s) for the extension"
-                    ),
-                ),
-            );
-            return;
+        if flow.corrections >= MAX_CORRECTIVE_REGISTERS {
+            return false;
         }
-        tracing::info!(account = %self.config.name, stale = ?stale, "the registrar holds our own binding from before: removing it");
-        for uri in stale {
-            self.remember_stale(uri);
+        flow.corrections += 1;
+        match (nat, listing) {
+            (Some(public), _) => self.register_public(now, public),
+            (None, Some(fix)) => self.correct_listing(now, fix),
+            (None, None) => {}
         }
-        self.publish(now, Cause::BindingLost);
-        self.send_request(now, RequestKind::Register, false);
+        true
     }
 
     /// The registrar holds our binding for `granted` seconds: refresh ahead of it.

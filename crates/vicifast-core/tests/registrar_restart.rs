@@ -20,11 +20,15 @@ fn seed(n: u32) -> [u8; 32] {
     seed
 }
 
-/// Registered over TCP for five minutes, then the registrar drops the connection.
-fn registered_then_dropped(n: u32) -> (Sim, Duration) {
+/// Registered over TCP for five minutes, then the registrar drops the connection; while it is
+/// `down`, it refuses new ones.
+fn registered_then_dropped(n: u32, down: bool) -> (Sim, Duration) {
     let mut sim = Sim::with_seed(tcp(), "pw", FakeRegistrar::new("pw"), seed(n));
     sim.register();
     sim.run_for(Duration::from_secs(300));
+    if down {
+        sim.refuse.insert(addr(REGISTRAR), FlowErrorKind::Refused);
+    }
     let flow = sim.current_flow();
     let dropped_at = sim.elapsed();
     sim.closed.push(flow);
@@ -44,9 +48,8 @@ fn registered_then_dropped(n: u32) -> (Sim, Duration) {
 fn a_tcp_registrar_back_after_two_seconds_has_its_agents_back_within_seconds() {
     let mut back_after = Vec::new();
     for n in 0..50 {
-        let (mut sim, dropped_at) = registered_then_dropped(n);
         // The registrar is down for 2 s: connections are refused.
-        sim.refuse.insert(addr(REGISTRAR), FlowErrorKind::Refused);
+        let (mut sim, dropped_at) = registered_then_dropped(n, true);
         sim.run_until(dropped_at + Duration::from_secs(2), |_| false);
         sim.refuse.clear();
         let up_at = sim.elapsed();
@@ -74,7 +77,7 @@ fn a_restarted_registrars_agents_come_back_spread_out_not_in_one_spike() {
     let agents = 200;
     let mut first_register = Vec::new();
     for n in 0..agents {
-        let (mut sim, dropped_at) = registered_then_dropped(n);
+        let (mut sim, dropped_at) = registered_then_dropped(n, false);
         let before = sim.registers_sent().len();
         sim.run_until(dropped_at + Duration::from_secs(60), |s| {
             s.registers_sent().len() > before

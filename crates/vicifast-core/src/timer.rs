@@ -3,18 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-/// Registration-level timers; transaction timers live with their transactions.
+/// Registration-level timers: those that outlive a phase. A phase's own deadline (connecting,
+/// backing off) lives in the phase, and transaction timers live with their transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {
     /// Send the refresh REGISTER.
     Refresh,
     /// The registrar drops our binding now unless refreshed.
     Expiry,
-    /// The next attempt: after a failure (backoff), or when the REGISTER/connection ceiling
-    /// lets one through.
-    Backoff,
-    /// Opening a TCP/TLS flow took too long.
-    Connect,
     /// Stop waiting for the answer to the un-REGISTER on shutdown.
     StopDeadline,
     /// Send a keep-alive on the flow (and have the driver re-check the route).
@@ -27,11 +23,9 @@ pub(crate) enum Timer {
     DropSummary,
 }
 
-const TIMERS: [Timer; 9] = [
+const TIMERS: [Timer; 7] = [
     Timer::Refresh,
     Timer::Expiry,
-    Timer::Backoff,
-    Timer::Connect,
     Timer::StopDeadline,
     Timer::KeepAlive,
     Timer::PongTimeout,

@@ -5,7 +5,7 @@
 use super::pacing::{Backoff, FailureKind, Spend};
 use super::{Goal, Phase, Registration, RequestKind, Resume, WaitCause};
 use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
-use crate::timer::{Timer, TimerTable};
+use crate::timer::TimerTable;
 use crate::{Event, FlowId, Output, Target};
 use rand::Rng;
 use std::time::{Duration, Instant};
@@ -146,9 +146,8 @@ impl Registration {
         self.phase = Phase::Connecting {
             flow,
             target: target.clone(),
+            deadline: now + self.config.timers.t1 * 64,
         };
-        self.timers
-            .set(Timer::Connect, now + self.config.timers.t1 * 64);
         self.outputs.push_back(Output::OpenFlow { flow, target });
     }
 
@@ -227,8 +226,8 @@ impl Registration {
         let retry_at = self
             .pacer
             .on_failure(now, kind, unit, schedule, retry_after);
-        self.timers.set(Timer::Backoff, retry_at);
         self.phase = Phase::BackingOff {
+            until: retry_at,
             cause: WaitCause::Failure,
             then: Resume::Attempt,
         };
@@ -241,8 +240,8 @@ impl Registration {
             wait_ms = until.saturating_duration_since(now).as_millis() as u64,
             "REGISTER or connection ceiling reached: waiting"
         );
-        self.timers.set(Timer::Backoff, until);
         self.phase = Phase::BackingOff {
+            until,
             cause: WaitCause::Ceiling,
             then,
         };
@@ -251,7 +250,7 @@ impl Registration {
         }
     }
 
-    /// The Backoff timer fired: do what the wait was for.
+    /// A wait in [`Phase::BackingOff`] is over: do what it was for.
     pub(super) fn wait_over(&mut self, now: Instant) {
         let Phase::BackingOff { then, .. } = std::mem::replace(&mut self.phase, Phase::Resolving)
         else {
@@ -290,7 +289,6 @@ impl Registration {
     pub(super) fn restart(&mut self, now: Instant, cause: Cause) {
         self.pacer.user_retry();
         self.problem = None;
-        self.timers.stop(Timer::Backoff);
         self.state = if self.binding.is_some() {
             RegistrationState::Registered
         } else {

@@ -56,7 +56,6 @@ impl Registration {
     /// one more network-change attempt during this wait.
     fn pull_attempt_forward(&mut self, now: Instant) {
         if self.pacer.network_changed(now).is_none() {
-            self.timers.stop(Timer::Backoff);
             self.publish(now, Cause::NetworkChanged);
             self.begin_attempt(now);
         }
@@ -72,8 +71,8 @@ impl Registration {
                 self.begin_attempt(now);
             }
             Some(retry_at) => {
-                self.timers.set(Timer::Backoff, retry_at);
                 self.phase = Phase::BackingOff {
+                    until: retry_at,
                     cause: WaitCause::Failure,
                     then: Resume::Attempt,
                 };
@@ -130,8 +129,6 @@ impl Registration {
         for timer in [
             Timer::Refresh,
             Timer::Expiry,
-            Timer::Backoff,
-            Timer::Connect,
             Timer::KeepAlive,
             Timer::PongTimeout,
         ] {

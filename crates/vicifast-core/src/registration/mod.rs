@@ -24,12 +24,13 @@
 //!   passes, and the wait after every failure.
 //!
 //! State is kept so that invalid combinations cannot be written: [`Phase`] says what the
-//! registration is doing and carries exactly that step's data (the target being connected to,
-//! the request in flight); an open [`outbound::Flow`] always has a local address and carries
-//! what is learned per flow. What the registrar holds for us ([`Binding`]) is not a phase: it
-//! outlives a refresh in flight and a backoff after a failed refresh, until its Expiry timer.
-//! Time is one table of named timers ([`Timer`]); transaction timers live with their
-//! transactions.
+//! registration is doing and carries exactly that step's data (the target being connected to
+//! and until when, the request in flight, the end of a wait and what follows it); an open
+//! [`outbound::Flow`] always has a local address and carries what is learned per flow. What the
+//! registrar holds for us ([`Binding`]) is not a phase: it outlives a refresh in flight and a
+//! backoff after a failed refresh, until its Expiry timer. Deadlines that outlive a phase are one
+//! table of named timers ([`Timer`]); a phase's own deadline lives in the phase, so it cannot
+//! fire in another one.
 
 mod attempt;
 mod audit;
@@ -101,14 +102,22 @@ enum Phase {
     Idle,
     /// Waiting for the driver to resolve the next hop.
     Resolving,
-    /// Waiting for the driver to open a flow to `target` (Timer Connect bounds it).
-    Connecting { flow: FlowId, target: Target },
+    /// Waiting for the driver to open a flow to `target`, until `deadline`.
+    Connecting {
+        flow: FlowId,
+        target: Target,
+        deadline: Instant,
+    },
     /// A request is in flight.
     Transacting(Pending),
     /// Our binding is in place; waiting for the refresh timer.
     Registered,
-    /// Waiting for the Backoff timer, then doing `then`.
-    BackingOff { cause: WaitCause, then: Resume },
+    /// Waiting until `until`, then doing `then`.
+    BackingOff {
+        until: Instant,
+        cause: WaitCause,
+        then: Resume,
+    },
     /// No route to the server: waiting for the network to come back.
     Offline,
     /// Stopped for a reason that needs the user; `set_password` or `retry_now` start again.
@@ -355,6 +364,11 @@ impl Registration {
         for timer in self.timers.expired(now) {
             self.on_timer(now, timer);
         }
+        match self.phase {
+            Phase::Connecting { deadline, .. } if deadline <= now => self.on_connect_timeout(now),
+            Phase::BackingOff { until, .. } if until <= now => self.wait_over(now),
+            _ => {}
+        }
     }
 
     // ---- outputs ----
@@ -366,13 +380,15 @@ impl Registration {
 
     /// When to call [`Registration::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let pending = match &self.phase {
+        let phase_deadline = match &self.phase {
             Phase::Transacting(p) => Some(p.tx.next_deadline()),
+            Phase::Connecting { deadline, .. } => Some(*deadline),
+            Phase::BackingOff { until, .. } => Some(*until),
             _ => None,
         };
         [
             self.timers.next().map(|(_, at)| at),
-            pending,
+            phase_deadline,
             self.server_transactions.next_deadline(),
             self.completed.iter().map(|c| c.until).min(),
         ]
@@ -391,8 +407,6 @@ impl Registration {
                 }
             }
             Timer::Expiry => self.on_binding_expired(now),
-            Timer::Backoff => self.wait_over(now),
-            Timer::Connect => self.on_connect_timeout(now),
             Timer::KeepAlive => self.send_keepalive(now),
             Timer::PongTimeout => self.on_pong_timeout(now),
             Timer::RouteCheck => self.check_route(now),
@@ -511,7 +525,10 @@ impl Registration {
                 .and_then(|b| secs_until(Some(b.expires_at)))
                 .or_else(|| self.binding.as_ref().map(|b| b.granted)),
             next_refresh_in: secs_until(self.timers.get(Timer::Refresh)),
-            next_attempt_in: secs_until(self.timers.get(Timer::Backoff)),
+            next_attempt_in: secs_until(match self.phase {
+                Phase::BackingOff { until, .. } => Some(until),
+                _ => None,
+            }),
             problem: self.problem.clone(),
             bindings: self.listed.clone(),
             expiry_adjusted: self.binding.as_ref().and_then(|b| b.adjusted.clone()),

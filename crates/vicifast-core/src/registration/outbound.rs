@@ -39,6 +39,7 @@ impl Registration {
         let Phase::Connecting {
             flow: connecting,
             target,
+            ..
         } = &self.phase
         else {
             return;
@@ -47,7 +48,6 @@ impl Registration {
             return;
         }
         let target = target.clone();
-        self.timers.stop(Timer::Connect);
         let contact = OurContact::new(
             &self.config.user,
             local,
@@ -81,7 +81,6 @@ impl Registration {
             self.flow = None;
             self.server_transactions.forget_flow(flow);
         }
-        self.timers.stop(Timer::Connect);
         let problem = Problem::new(error.kind.problem_code(), escape(&error.detail));
         if error.kind == FlowErrorKind::NetworkUnreachable && !self.stopping() {
             self.go_offline(now, Cause::NetworkChanged);
@@ -132,7 +131,6 @@ impl Registration {
     /// Closes the open flow and the one being opened, if any.
     pub(super) fn drop_flows(&mut self) {
         if let Phase::Connecting { flow, .. } = self.phase {
-            self.timers.stop(Timer::Connect);
             self.outputs.push_back(Output::CloseFlow { flow });
         }
         self.drop_flow();

@@ -266,7 +266,6 @@ impl Registration {
         self.timers
             .set(Timer::Refresh, now + refresh_delay(granted_for));
         self.timers.set(Timer::Expiry, now + granted_for);
-        self.timers.stop(Timer::Backoff);
         self.pacer.on_success(now);
         self.problem = None;
         self.phase = Phase::Registered;

@@ -121,6 +121,10 @@ impl<R> DropLog<R> {
         }
     }
 
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// When the current interval's summary is due (drops were held back), if ever: call
     /// [`DropLog::flush`] then.
     pub fn summary_due(&self) -> Option<Instant> {

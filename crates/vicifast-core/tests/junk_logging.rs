@@ -87,3 +87,21 @@ fn ten_thousand_junk_datagrams_give_a_handful_of_lines_and_no_raw_control_bytes(
     );
     assert_eq!(sim.last_status().state, RegistrationState::Registered);
 }
+
+#[test]
+fn the_summary_is_not_lost_when_the_registration_stops_or_fails() {
+    let mut sim = Sim::new(config(), "pw", FakeRegistrar::new("pw"));
+    sim.register();
+    let log = logged_while(|| {
+        for _ in 0..100 {
+            sim.inject_bytes(REGISTRAR, b"junk\r\n\r\n");
+        }
+        sim.reg.stop(sim.now);
+        sim.drain();
+    });
+    assert!(sim.finished());
+    assert!(
+        log.contains("95 more dropped in 60 s without a line each: malformed message 95"),
+        "{log}"
+    );
+}

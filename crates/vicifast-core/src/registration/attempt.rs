@@ -274,7 +274,7 @@ impl Registration {
         }
         tracing::warn!(account = %self.config.name, %problem, "registration failed");
         self.problem = Some(problem);
-        self.timers = TimerTable::default();
+        self.clear_timers();
         self.binding = None;
         self.phase = Phase::Failed;
         self.state = RegistrationState::Failed;
@@ -300,6 +300,10 @@ impl Registration {
 
     pub(super) fn finish(&mut self, now: Instant, state: RegistrationState, cause: Cause) {
         self.timers = TimerTable::default();
+        // Nothing will wake us again: the drops held back so far are summarised now.
+        if let Some(summary) = self.drops.flush(now + self.drops.interval()) {
+            tracing::warn!(account = %self.config.name, "{summary}");
+        }
         self.phase = Phase::Finished;
         self.state = state;
         if state == RegistrationState::Unregistered {

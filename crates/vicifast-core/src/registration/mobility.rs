@@ -6,7 +6,7 @@
 use super::{Phase, Registration, Resume, WaitCause};
 use crate::binding::OurContact;
 use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
-use crate::timer::{Timer, TimerTable};
+use crate::timer::Timer;
 use crate::Output;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -101,7 +101,7 @@ impl Registration {
 
     pub(super) fn go_offline(&mut self, now: Instant, cause: Cause) {
         self.drop_flows();
-        self.timers = TimerTable::default();
+        self.clear_timers();
         // Safety net for platforms whose route events we miss: ask for a re-check now and then.
         self.timers.set(Timer::RouteCheck, now + OFFLINE_PROBE);
         self.lose_binding();

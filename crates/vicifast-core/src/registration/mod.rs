@@ -274,6 +274,9 @@ impl Registration {
             self.goal = Goal::Unregister;
             self.phase = Phase::Finished;
             self.timers = TimerTable::default();
+            if let Some(summary) = self.drops.flush(now + self.drops.interval()) {
+                tracing::warn!(account = %self.config.name, "{summary}");
+            }
             if let Some(flow) = self.flow.take() {
                 self.outputs.push_back(Output::CloseFlow { flow: flow.id });
             }
@@ -288,7 +291,7 @@ impl Registration {
         let worth_unregistering =
             may_be_bound && self.flow.is_some() && self.goal == Goal::Maintain;
         self.goal = Goal::Unregister;
-        self.timers = TimerTable::default();
+        self.clear_timers();
         if worth_unregistering {
             self.timers.set(Timer::StopDeadline, now + STOP_WAIT);
             self.send_request(now, RequestKind::Unregister, false);
@@ -440,6 +443,14 @@ impl Registration {
 
     fn stopping(&self) -> bool {
         self.goal == Goal::Unregister
+    }
+
+    /// Disarms every timer but the summary of dropped input, which is due whatever happens.
+    fn clear_timers(&mut self) {
+        self.timers = TimerTable::default();
+        if let Some(at) = self.drops.summary_due() {
+            self.timers.set(Timer::DropSummary, at);
+        }
     }
 
     /// The registrar no longer holds the binding we keep (it lapsed, or its flow is gone).

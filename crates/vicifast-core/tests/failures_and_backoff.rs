@@ -183,9 +183,7 @@ fn dns_failure_is_reported_and_retried() {
 
 #[test]
 fn tls_certificate_failure_stops_until_the_user_acts() {
-    let mut c = config();
-    c.transport = Some(Transport::Tls);
-    let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
+    let mut sim = Sim::new(config_over(Transport::Tls), "pw", FakeRegistrar::new("pw"));
     sim.refuse
         .insert(addr(REGISTRAR), FlowErrorKind::TlsCertificate);
     sim.start();
@@ -216,9 +214,7 @@ fn tls_certificate_failure_stops_until_the_user_acts() {
 
 #[test]
 fn a_bad_certificate_on_one_server_of_several_falls_over_to_the_next() {
-    let mut c = config();
-    c.transport = Some(Transport::Tls);
-    let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
+    let mut sim = Sim::new(config_over(Transport::Tls), "pw", FakeRegistrar::new("pw"));
     sim.refuse
         .insert(addr("198.18.0.11:5061"), FlowErrorKind::TlsCertificate);
     sim.resolve = Ok(vec![
@@ -231,21 +227,11 @@ fn a_bad_certificate_on_one_server_of_several_falls_over_to_the_next() {
 
 #[test]
 fn a_dropped_tcp_connection_while_registered_re_registers_within_two_seconds() {
-    let mut c = config();
-    c.transport = Some(Transport::Tcp);
-    let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
+    let mut sim = Sim::new(config_over(Transport::Tcp), "pw", FakeRegistrar::new("pw"));
     sim.register();
     sim.run_for(Duration::from_secs(10));
     let flow = sim.current_flow();
-    sim.reg.handle_flow_error(
-        sim.now,
-        flow,
-        vicifast_core::FlowError {
-            kind: FlowErrorKind::Closed,
-            detail: "reset".into(),
-        },
-    );
-    sim.drain();
+    sim.break_flow(FlowErrorKind::Closed);
     assert!(sim
         .statuses()
         .iter()

@@ -13,12 +13,6 @@ const MINUTE: Duration = Duration::from_secs(60);
 const REGISTERS_PER_MINUTE_CEILING: usize = 10 + 12;
 const CONNECTIONS_PER_MINUTE_CEILING: usize = 5 + 5;
 
-fn tcp() -> vicifast_core::AccountConfig {
-    let mut c = config();
-    c.transport = Some(Transport::Tcp);
-    c
-}
-
 fn report(name: &str, sim: &Sim) {
     println!(
         "{name}: {} REGISTERs and {} connections in {} s; per minute {:?}; peak {} REGISTERs and {} connections in a minute",
@@ -42,7 +36,7 @@ fn gaps(sim: &Sim) -> Vec<u64> {
 fn closes_after_ok(kind: FlowErrorKind, name: &str) {
     let mut registrar = FakeRegistrar::new("pw");
     registrar.break_after_ok = Some(kind);
-    let mut sim = Sim::new(tcp(), "pw", registrar);
+    let mut sim = Sim::new(config_over(Transport::Tcp), "pw", registrar);
     sim.start();
     sim.run_for(30 * MINUTE);
     report(name, &sim);
@@ -74,7 +68,7 @@ fn unframeable_bytes_after_every_200_ok_are_paced_the_same() {
 
 #[test]
 fn forty_route_changes_in_ten_seconds_to_a_refusing_server_give_one_extra_attempt() {
-    let mut sim = Sim::new(tcp(), "pw", FakeRegistrar::new("pw"));
+    let mut sim = Sim::new(config_over(Transport::Tcp), "pw", FakeRegistrar::new("pw"));
     sim.refuse.insert(addr(REGISTRAR), FlowErrorKind::Refused);
     sim.start();
     assert_eq!(sim.last_status().state, RegistrationState::Retrying);
@@ -95,7 +89,7 @@ fn forty_route_changes_in_ten_seconds_to_a_refusing_server_give_one_extra_attemp
 
 #[test]
 fn route_changes_all_along_do_not_undo_the_backoff() {
-    let mut sim = Sim::new(tcp(), "pw", FakeRegistrar::new("pw"));
+    let mut sim = Sim::new(config_over(Transport::Tcp), "pw", FakeRegistrar::new("pw"));
     sim.refuse.insert(addr(REGISTRAR), FlowErrorKind::Refused);
     sim.start();
     for _ in 0..120 {
@@ -215,7 +209,7 @@ fn rport_flapping_and_a_registrar_closing_each_connection_stay_paced() {
     let mut registrar = FakeRegistrar::new("pw");
     registrar.rport_flapping = true;
     registrar.break_after_ok = Some(FlowErrorKind::Closed);
-    let mut sim = Sim::new(tcp(), "pw", registrar);
+    let mut sim = Sim::new(config_over(Transport::Tcp), "pw", registrar);
     sim.start();
     sim.run_for(30 * MINUTE);
     report("rport flapping and close after 200 OK (TCP)", &sim);
@@ -230,7 +224,7 @@ fn rport_flapping_and_a_registrar_closing_each_connection_stay_paced() {
 
 #[test]
 fn the_ceiling_holds_even_for_a_user_who_keeps_pressing_retry() {
-    let mut sim = Sim::new(tcp(), "pw", FakeRegistrar::new("pw"));
+    let mut sim = Sim::new(config_over(Transport::Tcp), "pw", FakeRegistrar::new("pw"));
     sim.refuse.insert(addr(REGISTRAR), FlowErrorKind::Refused);
     sim.start();
     for _ in 0..100 {

@@ -6,13 +6,7 @@
 mod harness;
 use harness::*;
 use std::time::Duration;
-use vicifast_core::{FlowError, FlowErrorKind, RegistrationState, Transport};
-
-fn tcp() -> vicifast_core::AccountConfig {
-    let mut c = config();
-    c.transport = Some(Transport::Tcp);
-    c
-}
+use vicifast_core::{FlowErrorKind, RegistrationState, Transport};
 
 fn seed(n: u32) -> [u8; 32] {
     let mut seed = [0u8; 32];
@@ -20,27 +14,28 @@ fn seed(n: u32) -> [u8; 32] {
     seed
 }
 
-/// Registered over TCP for five minutes, then the registrar drops the connection; while it is
-/// `down`, it refuses new ones.
-fn registered_then_dropped(n: u32, down: bool) -> (Sim, Duration) {
-    let mut sim = Sim::with_seed(tcp(), "pw", FakeRegistrar::new("pw"), seed(n));
+/// Agent `n`, registered over TCP for five minutes (its binding has held).
+fn registered_for_five_minutes(n: u32) -> Sim {
+    let mut sim = Sim::with_seed(
+        config_over(Transport::Tcp),
+        "pw",
+        FakeRegistrar::new("pw"),
+        seed(n),
+    );
     sim.register();
     sim.run_for(Duration::from_secs(300));
+    sim
+}
+
+/// Agent `n` after five minutes, when the registrar drops the connection; while it is `down`,
+/// it refuses new ones.
+fn registered_then_dropped(n: u32, down: bool) -> (Sim, Duration) {
+    let mut sim = registered_for_five_minutes(n);
     if down {
         sim.refuse.insert(addr(REGISTRAR), FlowErrorKind::Refused);
     }
-    let flow = sim.current_flow();
     let dropped_at = sim.elapsed();
-    sim.closed.push(flow);
-    sim.reg.handle_flow_error(
-        sim.now,
-        flow,
-        FlowError {
-            kind: FlowErrorKind::Closed,
-            detail: "connection reset by peer".into(),
-        },
-    );
-    sim.drain();
+    sim.break_flow(FlowErrorKind::Closed);
     (sim, dropped_at)
 }
 
@@ -98,9 +93,7 @@ fn a_restarted_registrars_agents_come_back_spread_out_not_in_one_spike() {
 #[test]
 fn the_laptops_own_network_change_still_re_registers_in_the_same_instant() {
     for n in 0..20 {
-        let mut sim = Sim::with_seed(tcp(), "pw", FakeRegistrar::new("pw"), seed(n));
-        sim.register();
-        sim.run_for(Duration::from_secs(300));
+        let mut sim = registered_for_five_minutes(n);
         let before = sim.registers_sent().len();
         let changed_at = sim.elapsed();
         sim.move_to(Some("198.18.2.2"));

@@ -35,6 +35,13 @@ pub fn config() -> AccountConfig {
     c
 }
 
+/// [`config`] over another transport.
+pub fn config_over(transport: Transport) -> AccountConfig {
+    let mut c = config();
+    c.transport = Some(transport);
+    c
+}
+
 /// What a fake registrar does with a REGISTER.
 #[derive(Debug, Clone)]
 pub struct FakeRegistrar {
@@ -119,6 +126,11 @@ impl FakeRegistrar {
     pub fn nonce_rotate(&mut self) {
         self.nonce_seq += 100;
         self.nonce = format!("nonce-{}", self.nonce_seq);
+    }
+
+    /// The contacts it holds bindings for.
+    pub fn held(&self) -> Vec<String> {
+        self.bindings.iter().map(|(uri, _)| uri.clone()).collect()
     }
 
     pub fn registers(&self) -> Vec<&String> {
@@ -643,6 +655,21 @@ impl Sim {
     pub fn inject_bytes(&mut self, from: &str, bytes: &[u8]) {
         let flow = self.current_flow();
         self.reg.handle_receive(self.now, flow, addr(from), bytes);
+        self.drain();
+    }
+
+    /// The current flow breaks as `kind` says (the registrar closed or reset it).
+    pub fn break_flow(&mut self, kind: FlowErrorKind) {
+        let flow = self.current_flow();
+        self.closed.push(flow);
+        self.reg.handle_flow_error(
+            self.now,
+            flow,
+            FlowError {
+                kind,
+                detail: "broken by the test".into(),
+            },
+        );
         self.drain();
     }
 

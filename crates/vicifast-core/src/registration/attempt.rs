@@ -2,7 +2,7 @@
 //! (or reuse the open one), send the first request. A failure that may pass moves on to the next
 //! target, then backs off (RFC 5626 §4.5); a failure only the user can fix stops everything.
 
-use super::pacing::{Backoff, FailureKind, Spend};
+use super::pacing::{Backoff, ConnectionPermit, FailureKind};
 use super::{Goal, Phase, Registration, RequestKind, Resume, WaitCause};
 use crate::status::{Cause, Problem, ProblemCode, RegistrationState};
 use crate::timer::TimerTable;
@@ -137,10 +137,14 @@ impl Registration {
             }
         }
         self.drop_flow();
-        if let Err(until) = self.pacer.admit(now, Spend::Connection) {
-            self.hold(now, until, Resume::Attempt);
-            return;
+        match self.pacer.admit_connection(now) {
+            Ok(permit) => self.open_flow(now, permit, target),
+            Err(until) => self.hold(now, until, Resume::Attempt),
         }
+    }
+
+    /// Asks the driver for a new flow to `target`: the one place that does.
+    fn open_flow(&mut self, now: Instant, _permit: ConnectionPermit, target: Target) {
         self.next_flow_id += 1;
         let flow = FlowId(self.next_flow_id);
         self.phase = Phase::Connecting {

@@ -1,8 +1,9 @@
 //! The pacing rule (stated in the crate docs): how soon the next attempt may start, and the hard
 //! ceiling on REGISTERs and new connections to the registrar.
 //!
-//! Every REGISTER and every new flow needs a [`Permit`] from [`Pacer::admit`], and only this
-//! module can make one, so no path can skip the ceiling. Every failure's wait comes from
+//! Sending a REGISTER needs a [`RegisterPermit`] and opening a flow a [`ConnectionPermit`]
+//! (the functions that emit them take one by value), and only [`Pacer::admit_register`] and
+//! [`Pacer::admit_connection`] make them, so no path can skip the ceiling. Every failure's wait comes from
 //! [`Pacer::on_failure`], every network change asks [`Pacer::network_changed`], so no path
 //! can skip the backoff either.
 //!
@@ -53,17 +54,15 @@ pub const CONNECTION_CEILING: Ceiling = Ceiling {
     every: Duration::from_secs(12),
 };
 
-/// What the caller wants to spend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Spend {
-    Register,
-    Connection,
-}
-
-/// Leave to send one REGISTER or open one flow; only [`Pacer::admit`] makes one.
+/// Leave to send one REGISTER (a new transaction; its retransmissions need none).
 #[derive(Debug)]
 #[must_use]
-pub(super) struct Permit(());
+pub(super) struct RegisterPermit(());
+
+/// Leave to open one flow to the registrar.
+#[derive(Debug)]
+#[must_use]
+pub(super) struct ConnectionPermit(());
 
 /// What kind of failure ends an attempt, for choosing the wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,14 +112,14 @@ impl Pacer {
         }
     }
 
-    /// The one gate: leave to spend one REGISTER or one connection now, or the earliest time
-    /// the ceiling allows it.
-    pub fn admit(&mut self, now: Instant, spend: Spend) -> Result<Permit, Instant> {
-        let bucket = match spend {
-            Spend::Register => &mut self.registers,
-            Spend::Connection => &mut self.connections,
-        };
-        bucket.take(now).map(|()| Permit(()))
+    /// The gate for REGISTERs: leave to send one now, or the earliest time the ceiling allows.
+    pub fn admit_register(&mut self, now: Instant) -> Result<RegisterPermit, Instant> {
+        self.registers.take(now).map(|()| RegisterPermit(()))
+    }
+
+    /// The gate for new flows: leave to open one now, or the earliest time the ceiling allows.
+    pub fn admit_connection(&mut self, now: Instant) -> Result<ConnectionPermit, Instant> {
+        self.connections.take(now).map(|()| ConnectionPermit(()))
     }
 
     /// The registrar granted (or refreshed) our binding.

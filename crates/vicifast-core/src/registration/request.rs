@@ -2,13 +2,15 @@
 //! registration, a rising CSeq, our Contact (with old ones to remove), and credentials for the
 //! last challenge. Every REGISTER leaves through [`Registration::send_request`].
 
-use super::pacing::Spend;
+use super::pacing::RegisterPermit;
 use super::{random_token, sent_by, Phase, Registration, Resume};
 use crate::config::AccountConfig;
 use crate::digest::DigestSession;
 use crate::message::MessageBuilder;
 use crate::transaction::ClientTransaction;
+use crate::FlowId;
 use rand_chacha::ChaCha20Rng;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY";
@@ -107,14 +109,17 @@ impl Registration {
             self.begin_attempt(now);
             return;
         };
-        if let Err(until) = self.pacer.admit(now, Spend::Register) {
-            let then = Resume::Send {
-                kind,
-                answers_challenge,
-            };
-            self.hold(now, until, then);
-            return;
-        }
+        let permit = match self.pacer.admit_register(now) {
+            Ok(permit) => permit,
+            Err(until) => {
+                let then = Resume::Send {
+                    kind,
+                    answers_challenge,
+                };
+                self.hold(now, until, then);
+                return;
+            }
+        };
         self.dialog.cseq += 1;
         let branch = format!("z9hG4bK{}", random_token(&mut self.rng, 22));
         let transport = flow.target.transport;
@@ -201,7 +206,18 @@ impl Registration {
             carried_credentials,
             removing,
         });
-        self.push_transmit(flow.id, flow.target.addr, payload);
+        self.transmit_register(permit, flow.id, flow.target.addr, payload);
+    }
+
+    /// Sends a new REGISTER: the one place that does (retransmissions repeat it on Timer E).
+    fn transmit_register(
+        &mut self,
+        _permit: RegisterPermit,
+        flow: FlowId,
+        destination: SocketAddr,
+        payload: Vec<u8>,
+    ) {
+        self.push_transmit(flow, destination, payload);
     }
 
     /// Ends the exchange in flight and hands back its request; the caller moves on to the next

@@ -192,6 +192,12 @@ impl Default for TransactionTimers {
     }
 }
 
+/// The longest binding lifetime the core asks for or refreshes by: a day.
+pub const MAX_EXPIRES: u32 = 86_400;
+/// A granted lifetime shorter than this (or than we asked, if that was less) is refreshed as if
+/// it were this long, so that a registrar granting 1 s does not get a REGISTER every half second.
+pub const MIN_REFRESHED_EXPIRES: u32 = 30;
+
 /// Everything needed to register one extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountConfig {
@@ -223,7 +229,8 @@ pub struct AccountConfig {
     pub timers: TransactionTimers,
     /// Keep-alive interval on UDP flows (CRLF keep-alives hold the NAT mapping open).
     pub keepalive_udp: Duration,
-    /// Keep-alive interval on TCP/TLS flows (RFC 5626 CRLFCRLF ping, CRLF pong).
+    /// Keep-alive interval on TCP/TLS flows (RFC 5626 CRLFCRLF ping, CRLF pong). Kamailio and
+    /// OpenSIPS close a TCP connection idle for 120 s by default: 90 s stays well inside that.
     pub keepalive_stream: Duration,
 }
 
@@ -246,7 +253,7 @@ impl AccountConfig {
             user_agent: concat!("VICIfast/", env!("CARGO_PKG_VERSION")).to_owned(),
             timers: TransactionTimers::default(),
             keepalive_udp: Duration::from_secs(25),
-            keepalive_stream: Duration::from_secs(120),
+            keepalive_stream: Duration::from_secs(90),
         }
     }
 

@@ -10,10 +10,38 @@
 //!
 //! Randomness (Call-ID, tags, branches, cnonces, backoff jitter) comes from a ChaCha20 CSPRNG
 //! seeded by the driver, so tests can replay a run exactly.
+//!
+//! # The pacing rule
+//!
+//! A call center's agents share one PBX and usually one public address: a client that hammers
+//! the registrar gets that address banned, and the whole office stops taking calls. So the rate
+//! of REGISTERs and of new connections ([`Output::OpenFlow`]) to the registrar is bounded by the
+//! backoff, whatever the registrar or the network does, and a hard ceiling backs that up:
+//!
+//! - After a failure (refused, timed out, 5xx, a flow that breaks, stale nonces or 423s that do
+//!   not end), the next attempt waits as RFC 5626 §4.5 says: a random time between half and all
+//!   of `min(backoff_cap, backoff_base * 2^failures)`, at least the registrar's Retry-After.
+//! - A success resets the failure count only once it has held for 30 s: a registrar or load
+//!   balancer that closes the connection right after each 200 OK gets the growing backoff, not
+//!   a reconnect per 200 OK.
+//! - When a flow that carried a binding that held breaks (the registrar restarted, or closed an
+//!   idle connection), the next attempts come after random waits under 2, 4, 8 and 16 s, then
+//!   the backoff applies: back within seconds of the registrar, and a registrar's thousands of
+//!   agents come back spread out rather than in one spike.
+//! - A network change (new address, route back) re-registers at once. While failing, a change
+//!   pulls the next attempt forward once per wait, and that attempt's failure counts like any
+//!   other: route events cannot undo the backoff.
+//! - Ceiling: at most 10 REGISTERs at once then one per 5 s, and 5 new flows at once then one per
+//!   12 s. Every REGISTER and every new flow passes this one gate (user commands too); whatever
+//!   is over it waits for the gate.
+//! - A granted expiry below 30 s (or below what we asked, if that is less) is refreshed as if it
+//!   were that long, and one longer than we asked (or than a day) as if it were what we asked;
+//!   the status says so ([`Status::expiry_adjusted`]).
 
 mod binding;
 pub mod config;
 mod digest;
+pub mod drop_log;
 pub mod edge;
 mod message;
 mod registration;
@@ -23,11 +51,12 @@ mod transaction;
 
 pub use config::{AccountConfig, AddressError, Password, ServerAddress, TransactionTimers};
 pub use digest::ChallengeError;
+pub use drop_log::{DropLog, DropReason};
 pub use message::{redact, MessageError};
 pub use registration::{Purpose, Registration};
 pub use status::{
-    BindingInfo, Cause, Direction, IncomingCall, Problem, ProblemCode, RegistrationState, Status,
-    TraceEntry, Transport,
+    BindingInfo, Cause, Direction, ExpiryAdjustment, ExpiryAdjustmentReason, IncomingCall, Problem,
+    ProblemCode, RegistrationState, Status, TraceEntry, Transport,
 };
 
 use std::net::SocketAddr;

@@ -129,7 +129,8 @@ pub enum ProblemCode {
     DnsFailure,
     /// Nothing listens at the registrar's address and port (TCP/TLS refused, ICMP unreachable).
     ConnectionRefused,
-    /// The TLS certificate of the registrar could not be verified.
+    /// The TLS certificate of the registrar could not be verified: not retried until the user
+    /// acts (try again, or change the settings).
     TlsCertificate,
     /// The registrar answered with a 5xx error.
     ServerError,
@@ -170,6 +171,7 @@ impl ProblemCode {
                 | Self::Forbidden
                 | Self::UnknownExtension
                 | Self::Rejected
+                | Self::TlsCertificate
                 | Self::Credentials
         )
     }
@@ -202,6 +204,23 @@ impl Problem {
             message: message.to_owned(),
             action: action.to_owned(),
             detail: detail.into(),
+        }
+    }
+}
+
+impl Problem {
+    /// A 403 to a REGISTER whose credentials answered the challenge just received: the password
+    /// is probably wrong (Asterisk's chan_sip with `alwaysauthreject` answers a wrong password
+    /// so), or the extension may not register from here. Stops as for a wrong password.
+    pub fn credentials_refused(detail: impl Into<String>) -> Self {
+        Self {
+            message: "The phone server refused the password for this extension, or does not \
+                      let it register from this computer."
+                .to_owned(),
+            action: "Enter the password again; if it is right, ask your administrator whether \
+                     this extension may register from this computer."
+                .to_owned(),
+            ..Self::new(ProblemCode::WrongPassword, detail)
         }
     }
 }
@@ -244,7 +263,7 @@ fn wording(code: ProblemCode) -> (&'static str, &'static str) {
         ),
         ProblemCode::TlsCertificate => (
             "The phone server's security certificate could not be verified.",
-            "Ask your administrator for the right server name or certificate; do not continue on an untrusted network.",
+            "Ask your administrator for the right server name or certificate, then try again; do not continue on an untrusted network.",
         ),
         ProblemCode::ServerError => (
             "The phone server had a problem handling the registration.",
@@ -298,8 +317,60 @@ pub struct BindingInfo {
     pub contact: String,
     /// Seconds until the registrar drops it, as the registrar said.
     pub expires_in: Option<u32>,
-    /// Whether this is this device's own binding.
+    /// Whether this binding was registered by this installation (this one, or a stale one).
     pub ours: bool,
+    /// Ours, but not the binding this registration keeps: left from before a crash or a network
+    /// change, and removed with our next REGISTER.
+    #[serde(default)]
+    pub stale: bool,
+}
+
+/// Why VICIfast refreshes our binding on another lifetime than the registrar granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ExpiryAdjustmentReason {
+    /// Shorter than 30 s (or than we asked, if that was less): refreshing that often would
+    /// flood the registrar, so we refresh as if it had granted the floor.
+    BelowMinimum,
+    /// Longer than we asked (or than a day): refreshing that late would leave a lost binding
+    /// unnoticed, so we refresh as if it had granted what we asked.
+    AboveRequested,
+}
+
+/// The registrar granted a binding lifetime VICIfast does not refresh by, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryAdjustment {
+    /// Seconds the registrar granted.
+    pub granted: u32,
+    /// Seconds VICIfast refreshes as if it had granted.
+    pub refreshed_as: u32,
+    pub reason: ExpiryAdjustmentReason,
+    /// The same, in plain words.
+    pub message: String,
+}
+
+impl ExpiryAdjustment {
+    pub fn new(granted: u32, refreshed_as: u32, reason: ExpiryAdjustmentReason) -> Self {
+        let message = match reason {
+            ExpiryAdjustmentReason::BelowMinimum => format!(
+                "The phone server keeps this registration for only {granted} s. VICIfast renews \
+                 it as if it kept it {refreshed_as} s, so as not to flood the server, so calls \
+                 may not reach this computer between renewals. Tell your administrator."
+            ),
+            ExpiryAdjustmentReason::AboveRequested => format!(
+                "The phone server keeps this registration for {granted} s, longer than asked. \
+                 VICIfast renews it as if it kept it {refreshed_as} s, so that a lost \
+                 registration is noticed in time."
+            ),
+        };
+        Self {
+            granted,
+            refreshed_as,
+            reason,
+            message,
+        }
+    }
 }
 
 /// A snapshot of one account's registration.
@@ -324,6 +395,9 @@ pub struct Status {
     pub problem: Option<Problem>,
     /// All bindings of the extension in the last 200 OK.
     pub bindings: Vec<BindingInfo>,
+    /// Set while our binding is refreshed on another lifetime than the registrar granted.
+    #[serde(default)]
+    pub expiry_adjusted: Option<ExpiryAdjustment>,
 }
 
 impl Status {
@@ -348,6 +422,7 @@ impl Status {
             next_attempt_in: None,
             problem: None,
             bindings: Vec::new(),
+            expiry_adjusted: None,
         }
     }
 }

@@ -1,35 +1,36 @@
-//! The registration's own timers, and the two schedules that decide them: when to refresh a
-//! binding, and how long to back off after failures (RFC 5626 §4.5).
+//! The registration's own timers, and when to refresh a binding. (How long to wait after a
+//! failure is the pacing rule's business: `registration::pacing`.)
 
 use std::time::{Duration, Instant};
 
-/// Registration-level timers; transaction timers live with their transactions.
+/// Registration-level timers: those that outlive a phase. A phase's own deadline (connecting,
+/// backing off) lives in the phase, and transaction timers live with their transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {
     /// Send the refresh REGISTER.
     Refresh,
     /// The registrar drops our binding now unless refreshed.
     Expiry,
-    /// The next attempt after a failure.
-    Backoff,
-    /// Opening a TCP/TLS flow took too long.
-    Connect,
     /// Stop waiting for the answer to the un-REGISTER on shutdown.
     StopDeadline,
     /// Send a keep-alive on the flow (and have the driver re-check the route).
     KeepAlive,
     /// A keep-alive ping on a stream flow went unanswered (RFC 5626 §4.4.1: 10 s).
     PongTimeout,
+    /// While offline, have the driver look at the routes again.
+    RouteCheck,
+    /// Log the summary of the input dropped without a line of its own this interval.
+    DropSummary,
 }
 
 const TIMERS: [Timer; 7] = [
     Timer::Refresh,
     Timer::Expiry,
-    Timer::Backoff,
-    Timer::Connect,
     Timer::StopDeadline,
     Timer::KeepAlive,
     Timer::PongTimeout,
+    Timer::RouteCheck,
+    Timer::DropSummary,
 ];
 
 #[derive(Debug, Default, Clone)]
@@ -79,14 +80,6 @@ pub(crate) fn refresh_delay(granted: Duration) -> Duration {
     ninety.min(margin).max(granted / 2)
 }
 
-/// RFC 5626 §4.5: `min(cap, base * 2^failures)`, then a uniformly random delay between half of
-/// that and all of it. `unit` is a random number in [0, 1).
-pub(crate) fn backoff_delay(base: Duration, cap: Duration, failures: u32, unit: f64) -> Duration {
-    let factor = 2u32.saturating_pow(failures.min(20));
-    let ceiling = base.saturating_mul(factor).min(cap);
-    ceiling.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,17 +93,6 @@ mod tests {
         assert_eq!(secs(60), 30.0); // never before half
         assert_eq!(secs(10), 5.0);
         assert_eq!(secs(0), 0.0);
-    }
-
-    #[test]
-    fn backoff_follows_rfc5626() {
-        let base = Duration::from_secs(30);
-        let cap = Duration::from_secs(1800);
-        let at = |failures, unit| backoff_delay(base, cap, failures, unit).as_secs();
-        assert_eq!((at(1, 0.0), at(1, 0.999_999)), (30, 59));
-        assert_eq!((at(3, 0.0), at(3, 1.0)), (120, 240)); // RFC 5626's own example
-        assert_eq!((at(10, 0.0), at(10, 1.0)), (900, 1800));
-        assert_eq!(at(u32::MAX, 1.0), 1800);
     }
 
     #[test]

@@ -103,17 +103,70 @@ fn auth_user_differs_from_extension() {
 }
 
 #[test]
-fn forbidden_stops_with_its_own_code() {
+fn a_403_to_a_register_without_credentials_is_forbidden() {
     let mut registrar = FakeRegistrar::new("pw");
+    registrar.no_auth = true;
     registrar.answer_code = Some(403);
     let mut sim = Sim::new(config(), "pw", registrar);
     sim.start();
     sim.run_for(Duration::from_secs(3600));
-    assert_eq!(
-        sim.last_status().problem.unwrap().code,
-        ProblemCode::Forbidden
+    let status = sim.last_status();
+    assert_eq!(status.state, RegistrationState::Failed);
+    assert_eq!(status.problem.unwrap().code, ProblemCode::Forbidden);
+    assert_eq!(sim.registrar().registers().len(), 1);
+}
+
+#[test]
+fn a_403_to_the_answer_to_a_challenge_is_a_password_problem() {
+    // Asterisk's chan_sip with alwaysauthreject: a wrong password gets 403, not 401.
+    let mut registrar = FakeRegistrar::new("right");
+    registrar.forbid_bad_credentials = true;
+    let mut sim = Sim::new(config(), "wrong", registrar);
+    sim.start();
+    sim.run_for(Duration::from_secs(3600));
+    let status = sim.last_status();
+    assert_eq!(status.state, RegistrationState::Failed);
+    let problem = status.problem.unwrap();
+    assert_eq!(problem.code, ProblemCode::WrongPassword);
+    assert!(problem.message.contains("password"), "{}", problem.message);
+    assert!(
+        problem.message.contains("register from this computer"),
+        "{}",
+        problem.message
     );
-    assert_eq!(sim.registrar().registers().len(), 2);
+    assert!(problem.detail.starts_with("403"), "{}", problem.detail);
+    assert_eq!(
+        sim.registrar().registers().len(),
+        2,
+        "no retry with the same password"
+    );
+}
+
+#[test]
+fn a_403_after_the_password_was_accepted_stays_forbidden() {
+    let mut sim = Sim::new(config(), "pw", FakeRegistrar::new("pw"));
+    sim.register();
+    // The registrar forgets the nonce and then refuses the extension outright.
+    sim.registrar().nonce_rotate();
+    sim.registrar().answer_code = Some(403);
+    sim.run_for(Duration::from_secs(300));
+    let problem = sim.last_status().problem.unwrap();
+    assert_eq!(problem.code, ProblemCode::Forbidden, "{problem:?}");
+}
+
+#[test]
+fn with_an_instance_id_a_wrong_password_answered_with_403_is_still_a_password_problem() {
+    let mut c = config();
+    c.instance_id = Some("urn:uuid:00000000-0000-4000-8000-000000000001".into());
+    let mut registrar = FakeRegistrar::new("right");
+    registrar.forbid_bad_credentials = true;
+    let mut sim = Sim::new(c, "wrong", registrar);
+    sim.start();
+    sim.run_for(Duration::from_secs(3600));
+    let problem = sim.last_status().problem.unwrap();
+    assert_eq!(problem.code, ProblemCode::WrongPassword);
+    // The challenge, its answer, and one query for the bindings with the same credentials.
+    assert_eq!(sim.registrar().registers().len(), 3);
 }
 
 #[test]

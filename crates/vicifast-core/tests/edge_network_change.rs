@@ -78,16 +78,19 @@ fn bindings_of_this_computer_that_are_not_ours_are_direct_registrations() {
             contact: "sip:101@203.0.113.7:61000;transport=udp;ob".into(),
             expires_in: Some(300),
             ours: true,
+            stale: false,
         },
         BindingInfo {
             contact: "sip:101-0x5621a4d0@198.18.1.2:5062;transport=udp".into(),
             expires_in: Some(60),
             ours: false,
+            stale: false,
         },
         BindingInfo {
             contact: "sip:101@198.18.77.7:5060".into(),
             expires_in: Some(60),
             ours: false,
+            stale: false,
         },
     ];
     assert_eq!(

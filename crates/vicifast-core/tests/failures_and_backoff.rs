@@ -182,49 +182,75 @@ fn dns_failure_is_reported_and_retried() {
 }
 
 #[test]
-fn tls_certificate_failure_has_its_own_code() {
-    let mut c = config();
-    c.transport = Some(Transport::Tls);
-    let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
+fn tls_certificate_failure_stops_until_the_user_acts() {
+    let mut sim = Sim::new(config_over(Transport::Tls), "pw", FakeRegistrar::new("pw"));
     sim.refuse
         .insert(addr(REGISTRAR), FlowErrorKind::TlsCertificate);
     sim.start();
+    sim.run_for(Duration::from_secs(24 * 3600));
+    let status = sim.last_status();
     assert_eq!(
-        sim.last_status().problem.unwrap().code,
-        ProblemCode::TlsCertificate
+        status.state,
+        RegistrationState::Failed,
+        "the tray shows it needs the user"
     );
+    assert_eq!(status.problem.unwrap().code, ProblemCode::TlsCertificate);
+    assert_eq!(sim.connection_attempts.len(), 1, "not retried for a day");
+    assert_eq!(
+        sim.statuses()
+            .iter()
+            .filter(|(_, s)| s.state == RegistrationState::Failed)
+            .count(),
+        1,
+        "said once"
+    );
+    assert_eq!(sim.reg.poll_timeout(), None);
+    // Trying again is the user's call.
+    sim.refuse.clear();
+    sim.reg.retry_now(sim.now);
+    sim.drain();
+    assert_eq!(sim.last_status().state, RegistrationState::Registered);
 }
 
 #[test]
-fn a_dropped_tcp_connection_while_registered_re_registers_at_once() {
-    let mut c = config();
-    c.transport = Some(Transport::Tcp);
-    let mut sim = Sim::new(c, "pw", FakeRegistrar::new("pw"));
+fn a_bad_certificate_on_one_server_of_several_falls_over_to_the_next() {
+    let mut sim = Sim::new(config_over(Transport::Tls), "pw", FakeRegistrar::new("pw"));
+    sim.refuse
+        .insert(addr("198.18.0.11:5061"), FlowErrorKind::TlsCertificate);
+    sim.resolve = Ok(vec![
+        target("198.18.0.11:5061", Transport::Tls),
+        target(REGISTRAR, Transport::Tls),
+    ]);
+    sim.register();
+    assert_eq!(sim.last_status().server.as_deref(), Some(REGISTRAR));
+}
+
+#[test]
+fn a_dropped_tcp_connection_while_registered_re_registers_within_two_seconds() {
+    let mut sim = Sim::new(config_over(Transport::Tcp), "pw", FakeRegistrar::new("pw"));
     sim.register();
     sim.run_for(Duration::from_secs(10));
     let flow = sim.current_flow();
-    sim.reg.handle_flow_error(
-        sim.now,
-        flow,
-        vicifast_core::FlowError {
-            kind: FlowErrorKind::Closed,
-            detail: "reset".into(),
-        },
-    );
-    sim.drain();
+    sim.break_flow(FlowErrorKind::Closed);
     assert!(sim
         .statuses()
         .iter()
         .any(|(_, s)| s.cause == Cause::FlowFailed));
-    assert_eq!(sim.last_status().state, RegistrationState::Registered);
+    // The first reconnect waits a random moment under 2 s, so that a registrar's thousands of
+    // agents do not all come back in the same instant.
+    assert!(
+        sim.run_until(Duration::from_secs(12), |s| s.last_status().state
+            == RegistrationState::Registered)
+    );
     assert_ne!(sim.current_flow(), flow, "a new connection");
     assert_eq!(
         sim.last_status().cause,
         vicifast_core::Cause::Registered,
         "a new contact is a new binding"
     );
-    assert_eq!(
-        sim.registers_sent().last().unwrap().at,
-        Duration::from_secs(10)
+    let at = sim.registers_sent().last().unwrap().at;
+    assert!(
+        at >= Duration::from_secs(10) && at < Duration::from_secs(12),
+        "{at:?}"
     );
 }

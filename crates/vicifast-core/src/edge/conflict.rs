@@ -54,6 +54,7 @@ mod tests {
             contact: contact.into(),
             expires_in: Some(60),
             ours,
+            stale: false,
         }
     }
 

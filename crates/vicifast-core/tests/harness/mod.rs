@@ -35,6 +35,13 @@ pub fn config() -> AccountConfig {
     c
 }
 
+/// [`config`] over another transport.
+pub fn config_over(transport: Transport) -> AccountConfig {
+    let mut c = config();
+    c.transport = Some(transport);
+    c
+}
+
 /// What a fake registrar does with a REGISTER.
 #[derive(Debug, Clone)]
 pub struct FakeRegistrar {
@@ -66,6 +73,21 @@ pub struct FakeRegistrar {
     pub max_contacts: Option<usize>,
     /// Leave our binding out of 200 OK listings (a registrar that lost it).
     pub hide_bindings: bool,
+    /// Every correctly answered challenge is reported stale, with a new nonce, forever.
+    pub stale_always: bool,
+    /// Each response puts another port in Via rport (a NAT that keeps remapping).
+    pub rport_flapping: bool,
+    /// After each 2xx on TCP/TLS the connection breaks this way (a registrar or load balancer
+    /// that closes it, or sends bytes that cannot be framed).
+    pub break_after_ok: Option<FlowErrorKind>,
+    /// Every REGISTER that adds a binding gets 423 with a Min-Expires above what it asked.
+    pub min_expires_chain: bool,
+    /// Grant every binding exactly this lifetime, whatever was asked.
+    pub force_grant: Option<u32>,
+    /// No authentication at all.
+    pub no_auth: bool,
+    /// Wrong credentials get 403 instead of a new challenge (chan_sip's `alwaysauthreject`).
+    pub forbid_bad_credentials: bool,
 }
 
 impl FakeRegistrar {
@@ -90,6 +112,13 @@ impl FakeRegistrar {
             nat: None,
             max_contacts: None,
             hide_bindings: false,
+            stale_always: false,
+            rport_flapping: false,
+            break_after_ok: None,
+            min_expires_chain: false,
+            force_grant: None,
+            no_auth: false,
+            forbid_bad_credentials: false,
         }
     }
 
@@ -97,6 +126,11 @@ impl FakeRegistrar {
     pub fn nonce_rotate(&mut self) {
         self.nonce_seq += 100;
         self.nonce = format!("nonce-{}", self.nonce_seq);
+    }
+
+    /// The contacts it holds bindings for.
+    pub fn held(&self) -> Vec<String> {
+        self.bindings.iter().map(|(uri, _)| uri.clone()).collect()
     }
 
     pub fn registers(&self) -> Vec<&String> {
@@ -160,7 +194,15 @@ impl FakeRegistrar {
             return None;
         }
         let mut extra = Vec::new();
-        let code = match self.credentials_ok(req) {
+        let verdict = if self.no_auth {
+            Ok(())
+        } else {
+            self.credentials_ok(req)
+        };
+        let sent_credentials =
+            header(req, "Authorization").is_some() || header(req, "Proxy-Authorization").is_some();
+        let code = match verdict {
+            Err(false) if self.forbid_bad_credentials && sent_credentials => 403,
             Err(stale) => {
                 self.nonce_seq += 1;
                 self.nonce = format!("nonce-{}", self.nonce_seq);
@@ -182,7 +224,7 @@ impl FakeRegistrar {
                 extra.push(format!("{name}: {challenge}"));
                 code
             }
-            Ok(()) if self.stale_next => {
+            Ok(()) if self.stale_next || self.stale_always => {
                 self.stale_next = false;
                 self.nonce_seq += 1;
                 self.nonce = format!("nonce-{}", self.nonce_seq);
@@ -220,6 +262,14 @@ impl FakeRegistrar {
             }
         }
         let mut text = response(req, code, &extra);
+        if self.rport_flapping {
+            let port = 20_000 + self.received.len() % 40_000;
+            text = text.replacen(
+                ";rport;",
+                &format!(";rport={port};received=198.18.100.1;"),
+                1,
+            );
+        }
         if let Some(nat) = self.nat {
             text = text.replacen(
                 ";rport;",
@@ -251,6 +301,22 @@ impl FakeRegistrar {
                 return 403;
             }
         }
+        if self.min_expires_chain {
+            let asked = contacts
+                .iter()
+                .filter_map(|c| {
+                    c.split(';')
+                        .find_map(|p| p.trim().strip_prefix("expires="))
+                        .and_then(|v| v.parse::<u32>().ok())
+                })
+                .max()
+                .or(header_expires)
+                .unwrap_or(0);
+            if asked > 0 {
+                extra.push(format!("Min-Expires: {}", asked + 60));
+                return 423;
+            }
+        }
         for contact in contacts {
             let uri =
                 contact[contact.find('<').unwrap() + 1..contact.find('>').unwrap()].to_owned();
@@ -273,7 +339,9 @@ impl FakeRegistrar {
             }
             self.bindings.retain(|(u, _)| *u != uri);
             if expires > 0 {
-                let granted = self.max_grant.map_or(expires, |m| expires.min(m));
+                let granted = self
+                    .force_grant
+                    .unwrap_or_else(|| self.max_grant.map_or(expires, |m| expires.min(m)));
                 self.bindings.push((uri, granted));
             }
         }
@@ -337,18 +405,32 @@ pub struct Sim {
     pub sent: Vec<Sent>,
     pub events: Vec<(Duration, Event)>,
     pub opened: Vec<(FlowId, Target)>,
+    /// When each flow was asked for (opened or refused).
+    pub connection_attempts: Vec<Duration>,
     pub closed: Vec<FlowId>,
     pub resolves: usize,
     /// The address new flows get, and the answer to route checks (`None`: no route).
     pub local_ip: IpAddr,
     pub route: Option<IpAddr>,
     pub route_checks: usize,
-    next_port: u16,
+    pub next_port: u16,
 }
 
 impl Sim {
     pub fn new(config: AccountConfig, password: &str, registrar: FakeRegistrar) -> Self {
         Self::with_purpose(config, password, registrar, Purpose::Maintain)
+    }
+
+    /// Like [`Sim::new`] with another seed for the core's randomness (jitter, tags).
+    pub fn with_seed(
+        config: AccountConfig,
+        password: &str,
+        registrar: FakeRegistrar,
+        seed: [u8; 32],
+    ) -> Self {
+        let mut sim = Self::new(config.clone(), password, registrar);
+        sim.reg = Registration::new(config, Password::new(password), Purpose::Maintain, seed);
+        sim
     }
 
     pub fn with_purpose(
@@ -371,6 +453,7 @@ impl Sim {
             sent: Vec::new(),
             events: Vec::new(),
             opened: Vec::new(),
+            connection_attempts: Vec::new(),
             closed: Vec::new(),
             resolves: 0,
             local_ip: LOCAL_IP.parse().unwrap(),
@@ -407,6 +490,7 @@ impl Sim {
                     self.reg.handle_resolved(now, self.resolve.clone());
                 }
                 Output::OpenFlow { flow, target } => {
+                    self.connection_attempts.push(self.elapsed());
                     if let Some(kind) = self.refuse.get(&target.addr) {
                         self.reg.handle_flow_error(
                             now,
@@ -439,10 +523,29 @@ impl Sim {
                     if self.closed.contains(&t.flow) {
                         continue;
                     }
+                    let reliable = self
+                        .opened
+                        .iter()
+                        .any(|(f, target)| *f == t.flow && target.transport.is_reliable());
                     if let Some(registrar) = self.registrars.get_mut(&t.destination) {
+                        let break_after_ok = registrar.break_after_ok.filter(|_| reliable);
                         if let Some(reply) = registrar.handle(&text) {
                             self.reg
                                 .handle_receive(now, t.flow, t.destination, reply.as_bytes());
+                            if let Some(kind) =
+                                break_after_ok.filter(|_| reply.starts_with("SIP/2.0 2"))
+                            {
+                                self.closed.push(t.flow);
+                                self.reg.handle_flow_error(
+                                    now,
+                                    t.flow,
+                                    FlowError {
+                                        kind,
+                                        detail: "closed by the test registrar after its 200 OK"
+                                            .into(),
+                                    },
+                                );
+                            }
                         }
                     }
                 }
@@ -512,6 +615,30 @@ impl Sim {
             .expect("a status")
     }
 
+    /// The most REGISTERs sent within any `window`.
+    pub fn peak_registers(&self, window: Duration) -> usize {
+        let at: Vec<Duration> = self.registers_sent().iter().map(|r| r.at).collect();
+        peak(&at, window)
+    }
+
+    /// The most flows asked for within any `window`.
+    pub fn peak_connections(&self, window: Duration) -> usize {
+        peak(&self.connection_attempts, window)
+    }
+
+    /// REGISTERs sent in each whole minute of the run so far.
+    pub fn registers_per_minute(&self) -> Vec<usize> {
+        let minutes = self.elapsed().as_secs().div_ceil(60) as usize;
+        let mut counts = vec![0; minutes.max(1)];
+        for r in self.registers_sent() {
+            let minute = (r.at.as_secs() / 60) as usize;
+            if let Some(c) = counts.get_mut(minute) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
     pub fn registers_sent(&self) -> Vec<&Sent> {
         self.sent
             .iter()
@@ -528,6 +655,21 @@ impl Sim {
     pub fn inject_bytes(&mut self, from: &str, bytes: &[u8]) {
         let flow = self.current_flow();
         self.reg.handle_receive(self.now, flow, addr(from), bytes);
+        self.drain();
+    }
+
+    /// The current flow breaks as `kind` says (the registrar closed or reset it).
+    pub fn break_flow(&mut self, kind: FlowErrorKind) {
+        let flow = self.current_flow();
+        self.closed.push(flow);
+        self.reg.handle_flow_error(
+            self.now,
+            flow,
+            FlowError {
+                kind,
+                detail: "broken by the test".into(),
+            },
+        );
         self.drain();
     }
 
@@ -548,4 +690,17 @@ impl Sim {
             .iter()
             .any(|(_, e)| matches!(e, Event::Finished))
     }
+}
+
+/// The most of the sorted instants `at` within any window of length `window`.
+pub fn peak(at: &[Duration], window: Duration) -> usize {
+    let mut best = 0;
+    let mut first = 0;
+    for (last, t) in at.iter().enumerate() {
+        while *t >= at[first] + window {
+            first += 1;
+        }
+        best = best.max(last + 1 - first);
+    }
+    best
 }

@@ -423,6 +423,11 @@ impl Registrar {
     /// users and passwords are installed again.
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         self.stop();
+        self.start_again()
+    }
+
+    /// Starts a stopped Kamailio again on the same ports, with its users and passwords.
+    pub fn start_again(&mut self) -> Result<(), HarnessError> {
         self.launch()?;
         let users = self.users.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for (ext, password) in users {

@@ -43,6 +43,8 @@ pub mod config;
 mod digest;
 pub mod drop_log;
 pub mod edge;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 mod registration;
 pub mod status;

@@ -164,7 +164,8 @@ pub enum Step {
     },
     /// The driver woke at the core's next deadline.
     NextTimer,
-    /// Time passes (milliseconds), with every deadline on the way handled in order.
+    /// Time passes (milliseconds, in steps of 50 ms up to 55 min), with every deadline on the
+    /// way handled in order.
     Wait(u32),
     /// The current flow broke.
     FlowBroke(FlowErrorKind),
@@ -218,7 +219,7 @@ impl Step {
                 }
             }
             4 => Step::NextTimer,
-            5 => Step::Wait(input.u32()),
+            5 => Step::Wait(u32::from(input.u16()) * 50),
             6 => Step::FlowBroke(FLOW_ERRORS[usize::from(input.byte()) % FLOW_ERRORS.len()]),
             7 => Step::NetworkChanged(match input.byte() {
                 0 => None,
@@ -271,7 +272,8 @@ impl Step {
             Step::NextTimer => out.push(4),
             Step::Wait(ms) => {
                 out.push(5);
-                out.extend_from_slice(&ms.to_le_bytes());
+                let steps = u16::try_from(ms / 50).unwrap_or(u16::MAX);
+                out.extend_from_slice(&steps.to_le_bytes());
             }
             Step::FlowBroke(kind) => out.extend_from_slice(&[6, flow_error_index(*kind)]),
             Step::NetworkChanged(ip) => out.extend_from_slice(&[7, ip.map_or(0, |i| i + 1)]),

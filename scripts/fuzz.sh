@@ -24,7 +24,7 @@ unset CARGO_BUILD_BUILD_DIR
 scratch="$CARGO_TARGET_DIR/corpus"
 declare -A execs result
 failed=0
-if ! cargo fuzz build -s none -a "$@"; then
+if ! cargo fuzz build -s none -a; then
   echo "make fuzz: the fuzz targets did not build" >&2
   exit 1
 fi

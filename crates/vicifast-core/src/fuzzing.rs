@@ -657,11 +657,13 @@ impl RegistrationSim {
 }
 
 fn parse_ip(s: &str) -> IpAddr {
-    s.parse().unwrap_or_else(|_| unreachable!("a literal address"))
+    s.parse()
+        .unwrap_or_else(|_| unreachable!("a literal address"))
 }
 
 fn parse_addr(s: &str) -> SocketAddr {
-    s.parse().unwrap_or_else(|_| unreachable!("a literal address"))
+    s.parse()
+        .unwrap_or_else(|_| unreachable!("a literal address"))
 }
 
 /// The whole registration state machine: a [`Setup`] byte, then [`Step`]s to the end of `data`.

@@ -35,7 +35,10 @@ fn replay(target: &str, entry: fn(&[u8])) {
             }
         }
     }
-    assert!(failed.is_empty(), "{target}: these inputs fail: {failed:#?}");
+    assert!(
+        failed.is_empty(),
+        "{target}: these inputs fail: {failed:#?}"
+    );
     println!("{target}: {count} inputs replayed");
 }
 

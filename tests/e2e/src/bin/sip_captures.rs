@@ -77,7 +77,10 @@ fn traced_messages(stderr: &str) -> Vec<(&'static str, String)> {
     let mut current: Option<(&'static str, Vec<&str>)> = None;
     let mut finish = |current: Option<(&'static str, Vec<&str>)>| {
         if let Some((direction, lines)) = current {
-            let head_end = lines.iter().position(|l| l.is_empty()).unwrap_or(lines.len());
+            let head_end = lines
+                .iter()
+                .position(|l| l.is_empty())
+                .unwrap_or(lines.len());
             let mut text = lines[..head_end].join("\r\n");
             text.push_str("\r\n\r\n");
             for line in lines.iter().skip(head_end + 1) {

@@ -40,9 +40,7 @@ fn parse_args() -> Result<Options, String> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = || {
             value
                 .parse::<u64>()
@@ -163,8 +161,8 @@ fn soak(options: &Options) -> Result<(), String> {
     let mut next_report = start + Duration::from_secs(60);
     while Instant::now() < end {
         for client in &mut clients {
-            let sample = sample(client.cli.pid())
-                .map_err(|e| format!("extension {}: {e}", client.ext))?;
+            let sample =
+                sample(client.cli.pid()).map_err(|e| format!("extension {}: {e}", client.ext))?;
             client.peak_rss_kib = client.peak_rss_kib.max(sample.rss_kib);
             client.peak_fds = client.peak_fds.max(sample.fds);
             client.first.get_or_insert(sample);
@@ -186,11 +184,7 @@ fn soak(options: &Options) -> Result<(), String> {
     report(&registrar, &mut clients, start.elapsed())
 }
 
-fn report(
-    registrar: &Registrar,
-    clients: &mut [Client],
-    elapsed: Duration,
-) -> Result<(), String> {
+fn report(registrar: &Registrar, clients: &mut [Client], elapsed: Duration) -> Result<(), String> {
     let mut problems = Vec::new();
     let mut cycles_total = 0;
     println!(
@@ -211,7 +205,12 @@ fn report(
         let growth = last.rss_kib as i64 - base.rss_kib as i64;
         println!(
             "{:>6} {cycles:>7} {:>7} KiB {:>7} KiB {:>7} KiB {growth:>+5} KiB {:>6} {:>6} {:>6}",
-            client.ext, base.rss_kib, last.rss_kib, client.peak_rss_kib, base.fds, last.fds,
+            client.ext,
+            base.rss_kib,
+            last.rss_kib,
+            client.peak_rss_kib,
+            base.fds,
+            last.fds,
             client.peak_fds
         );
         if last.rss_kib > base.rss_kib + RSS_MARGIN_KIB {
@@ -245,7 +244,10 @@ fn report(
     let peaks = rss(|c| Some(c.peak_rss_kib));
     let median = |v: &[u64]| v.get(v.len() / 2).copied().unwrap_or(0);
     let max = |v: &[u64]| v.last().copied().unwrap_or(0);
-    let fd_start = clients.iter().filter_map(|c| c.baseline.map(|s| s.fds)).max();
+    let fd_start = clients
+        .iter()
+        .filter_map(|c| c.baseline.map(|s| s.fds))
+        .max();
     let fd_end = clients.iter().filter_map(|c| c.last.map(|s| s.fds)).max();
     let fd_peak = clients.iter().map(|c| c.peak_fds).max();
     println!(
@@ -278,7 +280,10 @@ fn report(
     for client in clients.iter_mut() {
         let status = client.cli.wait_exit(vicifast_e2e::WAIT)?;
         if !status.success() {
-            problems.push(format!("extension {}: CLI exited with {status}", client.ext));
+            problems.push(format!(
+                "extension {}: CLI exited with {status}",
+                client.ext
+            ));
         }
         let left = registrar.bindings(&client.ext).map_err(|e| e.to_string())?;
         if !left.is_empty() {
@@ -309,7 +314,8 @@ fn unique_extension(clients: &[Client]) -> String {
 
 fn sample(pid: u32) -> Result<Sample, String> {
     let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e} (did the CLI exit?)"))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e} (did the CLI exit?)"))?;
     let rss_kib = text
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

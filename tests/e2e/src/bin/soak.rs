@@ -98,6 +98,8 @@ struct Client {
     /// The first sample, before the warm-up cycles.
     first: Option<Sample>,
     baseline: Option<Sample>,
+    /// The first sample in the second half of the run: a leak grows in both halves.
+    mid: Option<Sample>,
     last: Option<Sample>,
     peak_rss_kib: u64,
     peak_fds: usize,
@@ -147,6 +149,7 @@ fn soak(options: &Options) -> Result<(), String> {
             cli,
             first: None,
             baseline: None,
+            mid: None,
             last: None,
             peak_rss_kib: 0,
             peak_fds: 0,
@@ -158,6 +161,7 @@ fn soak(options: &Options) -> Result<(), String> {
     );
     let start = Instant::now();
     let end = start + Duration::from_secs(options.minutes * 60);
+    let half = start + Duration::from_secs(options.minutes * 30);
     let mut next_report = start + Duration::from_secs(60);
     while Instant::now() < end {
         for client in &mut clients {
@@ -168,6 +172,9 @@ fn soak(options: &Options) -> Result<(), String> {
             client.first.get_or_insert(sample);
             if client.baseline.is_none() && client.cycles() >= WARM_UP_CYCLES {
                 client.baseline = Some(sample);
+            }
+            if Instant::now() >= half && client.baseline.is_some() {
+                client.mid.get_or_insert(sample);
             }
             client.last = Some(sample);
         }
@@ -188,8 +195,17 @@ fn report(registrar: &Registrar, clients: &mut [Client], elapsed: Duration) -> R
     let mut problems = Vec::new();
     let mut cycles_total = 0;
     println!(
-        "\n{:>6} {:>7} {:>10} {:>10} {:>10} {:>8} {:>6} {:>6} {:>6}",
-        "ext", "cycles", "rss start", "rss end", "rss peak", "growth", "fd st", "fd end", "fd pk"
+        "\n{:>6} {:>7} {:>10} {:>10} {:>10} {:>10} {:>8} {:>6} {:>6} {:>6}",
+        "ext",
+        "cycles",
+        "rss start",
+        "rss mid",
+        "rss end",
+        "rss peak",
+        "growth",
+        "fd st",
+        "fd end",
+        "fd pk"
     );
     for client in clients.iter() {
         let cycles = client.cycles();
@@ -204,9 +220,10 @@ fn report(registrar: &Registrar, clients: &mut [Client], elapsed: Duration) -> R
         };
         let growth = last.rss_kib as i64 - base.rss_kib as i64;
         println!(
-            "{:>6} {cycles:>7} {:>7} KiB {:>7} KiB {:>7} KiB {growth:>+5} KiB {:>6} {:>6} {:>6}",
+            "{:>6} {cycles:>7} {:>7} KiB {:>7} KiB {:>7} KiB {:>7} KiB {growth:>+5} KiB {:>6} {:>6} {:>6}",
             client.ext,
             base.rss_kib,
+            client.mid.map_or(0, |m| m.rss_kib),
             last.rss_kib,
             client.peak_rss_kib,
             base.fds,
@@ -240,6 +257,13 @@ fn report(registrar: &Registrar, clients: &mut [Client], elapsed: Duration) -> R
     };
     let firsts = rss(|c| c.first.map(|s| s.rss_kib));
     let starts = rss(|c| c.baseline.map(|s| s.rss_kib));
+    let growth = |f: fn(&Client) -> Option<i64>| -> Vec<i64> {
+        let mut v: Vec<i64> = clients.iter().filter_map(f).collect();
+        v.sort_unstable();
+        v
+    };
+    let first_half = growth(|c| Some(c.mid?.rss_kib as i64 - c.baseline?.rss_kib as i64));
+    let second_half = growth(|c| Some(c.last?.rss_kib as i64 - c.mid?.rss_kib as i64));
     let ends = rss(|c| c.last.map(|s| s.rss_kib));
     let peaks = rss(|c| Some(c.peak_rss_kib));
     let median = |v: &[u64]| v.get(v.len() / 2).copied().unwrap_or(0);
@@ -267,6 +291,11 @@ fn report(registrar: &Registrar, clients: &mut [Client], elapsed: Duration) -> R
         median(&ends),
         max(&ends),
         max(&peaks)
+    );
+    println!(
+        "VmRSS growth per CLI, median: first half {:+} KiB, second half {:+} KiB",
+        first_half.get(first_half.len() / 2).copied().unwrap_or(0),
+        second_half.get(second_half.len() / 2).copied().unwrap_or(0)
     );
     println!(
         "open fds per CLI (max over CLIs): start {}, end {}, peak {}",

@@ -316,3 +316,111 @@ async fn run_stream(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn target(addr: SocketAddr) -> Target {
+        Target {
+            addr,
+            transport: Transport::Tcp,
+            server_name: addr.ip().to_string(),
+        }
+    }
+
+    /// A peer that accepts one connection, writes `bytes`, then reads until we close.
+    fn peer(bytes: Vec<u8>) -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            // The flow may close first (that is what some tests check): errors are expected.
+            let _ = stream.write_all(&bytes);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let mut received = Vec::new();
+            let _ = stream.read_to_end(&mut received);
+            received
+        });
+        (addr, thread)
+    }
+
+    const OK: &[u8] = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+    /// With room for 2 inputs, 20,000 messages all arrive, in order: a stream that outpaces
+    /// the core waits for it (the peer's window fills) instead of dropping or queueing.
+    #[tokio::test]
+    async fn a_stream_flood_waits_for_the_core_and_loses_nothing() {
+        let count = 20_000;
+        let (addr, peer) = peer(OK.repeat(count));
+        let (tx, mut rx) = mpsc::channel(2);
+        let handle = FlowHandle::open(FlowId(1), target(addr), None, tx);
+        let mut messages = 0;
+        loop {
+            match rx.recv().await.unwrap() {
+                FlowInput::Opened { .. } => {}
+                FlowInput::Received { bytes, .. } => {
+                    assert_eq!(&bytes[..], OK);
+                    messages += 1;
+                }
+                FlowInput::Failed { error, .. } => {
+                    assert_eq!(error.kind, FlowErrorKind::Closed, "{error}");
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(messages, count);
+        drop(handle);
+        peer.join().unwrap();
+    }
+
+    /// 10,000 pings in one burst get a handful of pongs (one per read), not 10,000 writes.
+    #[tokio::test]
+    async fn a_ping_flood_gets_one_pong_per_read() {
+        let pings = 10_000;
+        let (addr, peer) = peer(b"\r\n\r\n".repeat(pings));
+        let (tx, mut rx) = mpsc::channel(2);
+        let handle = FlowHandle::open(FlowId(1), target(addr), None, tx);
+        loop {
+            match rx.recv().await.unwrap() {
+                FlowInput::Failed { error, .. } => {
+                    assert_eq!(error.kind, FlowErrorKind::Closed, "{error}");
+                    break;
+                }
+                FlowInput::Opened { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        drop(handle);
+        let pongs = peer.join().unwrap();
+        assert!(pongs.chunks(2).all(|c| c == b"\r\n"), "{pongs:?}");
+        let count = pongs.len() / 2;
+        // Each read takes up to 16 KB (4,096 pings); small reads still give at most one each.
+        assert!(
+            (1..=100).contains(&count),
+            "{count} pongs for {pings} pings"
+        );
+    }
+
+    /// A peer that never completes a message is cut off with a clear cause, holding at most
+    /// the largest message we accept.
+    #[tokio::test]
+    async fn endless_headers_close_the_flow_with_a_cause() {
+        let (addr, peer) = peer(vec![b'a'; 1024 * 1024]);
+        let (tx, mut rx) = mpsc::channel(2);
+        let handle = FlowHandle::open(FlowId(1), target(addr), None, tx);
+        let error = loop {
+            match rx.recv().await.unwrap() {
+                FlowInput::Failed { error, .. } => break error,
+                FlowInput::Opened { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(error.detail.contains("unframeable"), "{error}");
+        assert!(error.detail.contains("headers exceed"), "{error}");
+        drop(handle);
+        peer.join().unwrap();
+    }
+}

@@ -16,6 +16,7 @@ mod route;
 mod tls;
 
 pub use events::{BindingList, EngineEvent, RemovedContacts, Stamped};
+pub use vicifast_core::drop_log::{escape, escape_uncut};
 pub use vicifast_core::{
     validate, AccountConfig, AddressError, BindingInfo, Cause, Direction, IncomingCall, Password,
     Problem, ProblemCode, RegistrationState, ServerAddress, Status, TraceEntry, Transport,

@@ -2,7 +2,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use vicifast_engine::{BindingInfo, Problem, RegistrationState, Stamped, Status, TraceEntry};
+use vicifast_engine::{
+    escape_uncut, BindingInfo, Problem, RegistrationState, Stamped, Status, TraceEntry,
+};
 
 pub fn json_line<T: serde::Serialize>(value: &T) {
     match serde_json::to_string(value) {
@@ -120,7 +122,8 @@ pub fn bindings(bindings: &[BindingInfo], json: bool) {
         let expires = b
             .expires_in
             .map_or_else(|| "?".to_owned(), |e| e.to_string());
-        println!("{} expires_in={expires}", b.contact);
+        // The registrar's text: printed so that it cannot steer the terminal.
+        println!("{} expires_in={expires}", escape_uncut(&b.contact));
     }
 }
 
@@ -131,7 +134,7 @@ pub fn removed(removed: &[String], json: bool) {
     }
     println!("removed {} binding(s)", removed.len());
     for contact in removed {
-        println!("{contact}");
+        println!("{}", escape_uncut(contact));
     }
 }
 

@@ -4,7 +4,7 @@
 # Not part of `make test`; `make test` replays fuzz/regressions/ (vicifast-core's
 # fuzz_regressions test), every input a past run found.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= message challenge registration edge
+FUZZ_TARGETS ?= message challenge registration edge stream
 
 .PHONY: fuzz
 fuzz:

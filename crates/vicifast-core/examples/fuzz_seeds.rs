@@ -6,6 +6,7 @@
 //! - `registration`: per transport and purpose, the registrar's captured answers replayed as
 //!   answers to the core's own requests (401 with Kamailio's challenge, 200 with its headers),
 //!   then refreshes, Kamailio's OPTIONS, INVITE and ACK, network changes, a broken flow, and stop;
+//! - `stream`: Kamailio's captured messages over TCP back to back, in reads of two sizes;
 //! - `edge`: a captured REGISTER from the softphone side, Kamailio's OPTIONS and INVITE from the
 //!   PBX side, answers echoed back, and time passing.
 //!
@@ -232,6 +233,29 @@ fn main() -> std::io::Result<()> {
     edge_op(&mut edge, 2, &invite);
     edge.extend_from_slice(&[8, 1]);
     write("edge", "udp-call-out-and-flow-change", &edge)?;
+
+    // The engine's stream framer: Kamailio's answers and requests over TCP back to back, with
+    // a ping and a pong between them, arriving in reads of 200 bytes, then of 7.
+    let mut stream = Vec::new();
+    for label in [
+        "received-401",
+        "received-200",
+        "received-OPTIONS",
+        "received-INVITE",
+        "received-ACK",
+    ] {
+        stream.extend_from_slice(&find("tcp", label));
+        stream.extend_from_slice(b"\r\n\r\n");
+    }
+    stream.extend_from_slice(b"\r\n");
+    for read in [200u8, 7] {
+        let mut seed = Vec::new();
+        for chunk in stream.chunks(usize::from(read)) {
+            seed.push(u8::try_from(chunk.len()).unwrap_or(read));
+            seed.extend_from_slice(chunk);
+        }
+        write("stream", &format!("tcp-kamailio-reads-of-{read}"), &seed)?;
+    }
 
     println!("{written} seeds written under {}", corpus.display());
     Ok(())

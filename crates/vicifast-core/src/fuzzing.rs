@@ -15,6 +15,9 @@
 //! - [`edge`]: the [`EdgeProxy`] fed messages from the softphone and from the PBX, timers and
 //!   flow changes.
 //!
+//! The engine's stream framer, which cuts TCP and TLS bytes into the messages these see, has a
+//! target of its own (`vicifast_engine::fuzzing::stream`).
+//!
 //! The step encoding is public ([`Step::encode`]) so that seed inputs can be built from real
 //! captures (`examples/fuzz_seeds.rs`).
 

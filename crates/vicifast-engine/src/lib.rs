@@ -9,6 +9,8 @@ mod driver;
 mod events;
 mod flow;
 mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 mod junk;
 mod monitor;
 mod resolve;

@@ -21,7 +21,7 @@
 //! The step encoding is public ([`Step::encode`]) so that seed inputs can be built from real
 //! captures (`examples/fuzz_seeds.rs`).
 
-use crate::config::{AccountConfig, Password, ServerAddress};
+use crate::config::{AccountConfig, Password, ServerAddress, MAX_EXPIRES};
 use crate::digest::DigestSession;
 use crate::edge::{ConnectionId, EdgeConfig, EdgeOutput, EdgeProxy, LocalPeer, PbxFlow};
 use crate::message::{self, NameAddr, SipMessage, UriParts, Via};
@@ -495,7 +495,17 @@ impl RegistrationSim {
                 Output::CheckNetwork => self.reg.handle_network_changed(now, self.route),
                 Output::Transmit(t) => self.on_transmit(&t.payload),
                 Output::Event(Event::Status(status)) => {
-                    assert_eq!(status.account, "fuzz");
+                    // A granted expiry is capped: no binding is trusted, or left unrefreshed,
+                    // for longer than the core's maximum, whatever the registrar said.
+                    for (what, secs) in [
+                        ("expires_in", status.expires_in),
+                        ("next_refresh_in", status.next_refresh_in),
+                    ] {
+                        assert!(
+                            secs.is_none_or(|s| s <= MAX_EXPIRES),
+                            "status {what} {secs:?} beyond the cap of {MAX_EXPIRES} s"
+                        );
+                    }
                 }
                 Output::Event(_) => {}
             }

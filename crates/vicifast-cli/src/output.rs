@@ -2,7 +2,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use vicifast_engine::{BindingInfo, Problem, RegistrationState, Stamped, Status, TraceEntry};
+use vicifast_engine::{
+    escape_uncut, BindingInfo, Problem, RegistrationState, Stamped, Status, TraceEntry,
+};
 
 pub fn json_line<T: serde::Serialize>(value: &T) {
     match serde_json::to_string(value) {
@@ -128,7 +130,11 @@ pub fn bindings(bindings: &[BindingInfo], json: bool) {
             (true, true) => " (this computer, old; being removed)",
             (false, _) => "",
         };
-        println!("{} expires_in={expires}{whose}", b.contact);
+        // The registrar's text: printed so that it cannot steer the terminal.
+        println!(
+            "{} expires_in={expires}{whose}",
+            escape_uncut(&b.contact)
+        );
     }
 }
 
@@ -139,7 +145,7 @@ pub fn removed(removed: &[String], json: bool) {
     }
     println!("removed {} binding(s)", removed.len());
     for contact in removed {
-        println!("{contact}");
+        println!("{}", escape_uncut(contact));
     }
 }
 

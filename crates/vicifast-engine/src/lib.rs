@@ -9,15 +9,20 @@ mod driver;
 mod events;
 mod flow;
 mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
+mod junk;
 mod monitor;
 mod resolve;
 mod route;
 mod tls;
 
 pub use events::{BindingList, EngineEvent, RemovedContacts, Stamped};
+pub use vicifast_core::drop_log::{escape, escape_uncut};
 pub use vicifast_core::{
-    AccountConfig, AddressError, BindingInfo, Cause, Direction, IncomingCall, Password, Problem,
-    ProblemCode, RegistrationState, ServerAddress, Status, TraceEntry, Transport,
+    validate, AccountConfig, AddressError, BindingInfo, Cause, Direction, IncomingCall, Password,
+    Problem, ProblemCode, RegistrationState, ServerAddress, Status, TraceEntry, Transport,
+    ValidationError,
 };
 
 use driver::{os_seed, Command, Driver};

@@ -241,6 +241,7 @@ struct Shared {
     /// The latest TCP connection's writer, to reach the client.
     tcp_writer: Mutex<Option<Writer>>,
     next_id: AtomicU64,
+    floods: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// A running fake registrar. Dropping it stops every thread and closes every socket.
@@ -269,6 +270,7 @@ impl FakeRegistrar {
             other_udp,
             tcp_writer: Mutex::new(None),
             next_id: AtomicU64::new(1),
+            floods: Mutex::new(Vec::new()),
         });
         let udp_addr = udp.local_addr()?;
         let tcp_addr = listener.local_addr()?;
@@ -414,6 +416,30 @@ impl FakeRegistrar {
         })
     }
 
+    /// Starts a flood of `count` messages of `kind` to the client on its latest flow (the last
+    /// UDP address a REGISTER came from, or the latest TCP connection).
+    pub fn flood(&self, transport: FakeTransport, kind: FloodKind, count: usize) -> Result<(), String> {
+        let target = match transport {
+            FakeTransport::Udp => {
+                let peer = self.record().udp_peer.ok_or("no UDP client seen yet")?;
+                let socket = self
+                    .shared
+                    .udp
+                    .try_clone()
+                    .map_err(|e| format!("cloning the UDP socket: {e}"))?;
+                FloodTarget::Udp(socket, peer)
+            }
+            FakeTransport::Tcp => {
+                let writer = lock(&self.shared.tcp_writer)
+                    .clone()
+                    .ok_or("no TCP client seen yet")?;
+                FloodTarget::Tcp(writer, self.tcp_addr)
+            }
+        };
+        spawn_flood(&self.shared, target, kind, count);
+        Ok(())
+    }
+
     /// Sends an OPTIONS to the client on its latest flow and waits for the answer. The client
     /// handles a flow's input in order, so once it answers, everything sent before was read
     /// (over UDP, read or dropped by the kernel: the OPTIONS is resent until answered).
@@ -493,6 +519,9 @@ impl Drop for FakeRegistrar {
         }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
+        }
+        for flood in lock(&self.shared.floods).drain(..) {
+            let _ = flood.join();
         }
     }
 }
@@ -606,22 +635,9 @@ fn serve_udp(shared: &Arc<Shared>, socket: &UdpSocket) {
                 let _ = socket.send_to(bytes, source);
             }
             After::Flood { kind, count } => {
-                let (shared, kind, count) = (Arc::clone(shared), *kind, *count);
-                let Ok(socket) = socket.try_clone() else {
-                    continue;
-                };
-                shared.update(|r| r.floods_started += 1);
-                std::thread::spawn(move || {
-                    let local = socket_addr(&socket);
-                    for i in 0..count {
-                        if shared.stopped() {
-                            break;
-                        }
-                        let _ = socket.send_to(&flood_message(kind, i, local, FakeTransport::Udp), source);
-                        shared.update(|r| r.flooded += 1);
-                    }
-                    shared.update(|r| r.floods_finished += 1);
-                });
+                if let Ok(socket) = socket.try_clone() {
+                    spawn_flood(shared, FloodTarget::Udp(socket, source), *kind, *count);
+                }
             }
         }
     }
@@ -678,7 +694,6 @@ fn serve_connection(
     let mut reader = stream;
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
-    let mut floods = Vec::new();
     'read: while !shared.stopped() {
         match reader.read(&mut chunk) {
             Ok(0) => break,
@@ -728,20 +743,42 @@ fn serve_connection(
                     let _ = write_all_bounded(shared, &writer, bytes);
                 }
                 After::Flood { kind, count } => {
-                    let (shared, writer, kind, count) =
-                        (Arc::clone(shared), Arc::clone(&writer), *kind, *count);
-                    shared.update(|r| r.floods_started += 1);
-                    floods.push(std::thread::spawn(move || {
-                        flood_stream(&shared, &writer, kind, count, local);
-                    }));
+                    let target = FloodTarget::Tcp(Arc::clone(&writer), local);
+                    spawn_flood(shared, target, *kind, *count);
                 }
             }
         }
     }
     let _ = lock(&writer).shutdown(Shutdown::Both);
-    for flood in floods {
-        let _ = flood.join();
-    }
+}
+
+/// Where a flood goes: the client's UDP address, or its TCP connection.
+enum FloodTarget {
+    Udp(UdpSocket, SocketAddr),
+    Tcp(Writer, SocketAddr),
+}
+
+/// Starts a flood on its own thread (joined when the fake is dropped; it stops early then).
+fn spawn_flood(shared: &Arc<Shared>, target: FloodTarget, kind: FloodKind, count: usize) {
+    shared.update(|r| r.floods_started += 1);
+    let s = Arc::clone(shared);
+    let thread = std::thread::spawn(move || {
+        match target {
+            FloodTarget::Udp(socket, peer) => {
+                let local = socket_addr(&socket);
+                for i in 0..count {
+                    if s.stopped() {
+                        break;
+                    }
+                    let _ = socket.send_to(&flood_message(kind, i, local, FakeTransport::Udp), peer);
+                    s.update(|r| r.flooded += 1);
+                }
+            }
+            FloodTarget::Tcp(writer, local) => flood_stream(&s, &writer, kind, count, local),
+        }
+        s.update(|r| r.floods_finished += 1);
+    });
+    lock(&shared.floods).push(thread);
 }
 
 /// Writes `count` flood messages in batches of whole messages, so the connection's answers can
@@ -761,7 +798,6 @@ fn flood_stream(shared: &Shared, writer: &Writer, kind: FloodKind, count: usize,
         shared.update(|r| r.flooded += written);
         i = end;
     }
-    shared.update(|r| r.floods_finished += 1);
 }
 
 /// `write_all` that gives up when the fake stops or the connection fails, even while the client

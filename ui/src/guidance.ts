@@ -71,6 +71,10 @@ const GUIDANCE: Record<string, Guidance> = {
     text: 'The saved password could not be read from this computer’s keychain. Unlock the keychain (log out and in again), or enter the password again.',
     button: { label: 'Enter password', target: 'password' },
   },
+  invalid_settings: {
+    text: 'A setting cannot be used as it is (the details name it), so nothing was sent to the phone server. Correct it in Settings.',
+    button: { label: 'Open settings', target: 'server' },
+  },
 };
 
 const FALLBACK: Guidance = {

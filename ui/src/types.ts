@@ -25,6 +25,7 @@ export const PROBLEM_CODES = [
   'transport_error',
   'invalid_response',
   'credentials',
+  'invalid_settings',
 ] as const;
 export type KnownProblemCode = (typeof PROBLEM_CODES)[number];
 

@@ -14,9 +14,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use vicifast_engine::validate;
 use vicifast_engine::{
-    AccountConfig, DriverOptions, EngineEvent, Password, Registration, RegistrationState,
-    ServerAddress, Transport,
+    AccountConfig, DriverOptions, EngineEvent, Password, Registration, RegistrationState, Transport,
 };
 
 #[derive(Parser, Debug)]
@@ -77,8 +77,8 @@ struct AccountArgs {
     ])]
     account: Option<String>,
     /// Registrar: host, host:port, [v6]:port, sip:host[:port][;transport=tcp] or sips:host[:port].
-    #[arg(long, value_parser = parse_server, required_unless_present = "account")]
-    registrar: Option<ServerAddress>,
+    #[arg(long, required_unless_present = "account")]
+    registrar: Option<String>,
     /// Extension (user part of the address of record).
     #[arg(long, required_unless_present = "account")]
     user: Option<String>,
@@ -91,12 +91,12 @@ struct AccountArgs {
     /// Transport (default: from the registrar URI, else udp).
     #[arg(long, value_parser = parse_transport)]
     transport: Option<Transport>,
-    /// Requested registration lifetime in seconds.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    /// Requested registration lifetime in seconds (1 to 86400).
+    #[arg(long, default_value_t = 300, value_parser = parse_expires, allow_hyphen_values = true)]
     expires: u32,
     /// Send requests through this proxy (sip:host[:port][;transport=...]).
-    #[arg(long, value_parser = parse_server)]
-    outbound_proxy: Option<ServerAddress>,
+    #[arg(long)]
+    outbound_proxy: Option<String>,
     /// Extra CA certificates (PEM) to trust for TLS, besides the system's.
     #[arg(long)]
     ca_file: Option<PathBuf>,
@@ -116,8 +116,11 @@ struct AccountArgs {
     backoff_cap: u64,
 }
 
-fn parse_server(s: &str) -> Result<ServerAddress, String> {
-    ServerAddress::parse(s).map_err(|e| e.to_string())
+/// The lifetime goes through the one validation (`vicifast_core::validate`) as clap parses it;
+/// the values that reach the wire are checked in [`AccountArgs::config_from_flags`], so the
+/// message is ours and never echoes a value raw (clap would print a line break as is).
+fn parse_expires(s: &str) -> Result<u32, String> {
+    validate::expires_text(s).map_err(|e| e.to_string())
 }
 
 fn parse_instance_id(s: &str) -> Result<String, String> {
@@ -151,6 +154,11 @@ enum UsageError {
     CaFile(String),
     #[error("name the account: --account NAME, or --registrar and --user")]
     NoAccount,
+    #[error("{flag}: {error}")]
+    Invalid {
+        flag: &'static str,
+        error: vicifast_engine::ValidationError,
+    },
 }
 
 impl AccountArgs {
@@ -169,18 +177,45 @@ impl AccountArgs {
             }
             return Ok((self.tune(saved.config), saved.password, options));
         }
-        let (Some(registrar), Some(user)) = (&self.registrar, &self.user) else {
-            return Err(usage_error(&UsageError::NoAccount));
-        };
+        let config = self.config_from_flags().map_err(|e| usage_error(&e))?;
         let password = self.password().map_err(|e| usage_error(&e))?;
         let options = self.options().map_err(|e| usage_error(&e))?;
-        let mut config = AccountConfig::new(user.clone(), registrar.clone(), user.clone());
+        Ok((config, password, options))
+    }
+
+    /// The account named by `--registrar`, `--user` and the rest, each value checked by the one
+    /// validation the settings file and the window use, then the whole by the core's own check.
+    fn config_from_flags(&self) -> Result<AccountConfig, UsageError> {
+        let (Some(registrar), Some(user)) = (&self.registrar, &self.user) else {
+            return Err(UsageError::NoAccount);
+        };
+        let invalid = |flag: &'static str| move |error| UsageError::Invalid { flag, error };
+        let registrar = validate::server(registrar).map_err(invalid("--registrar"))?;
+        validate::user(user).map_err(invalid("--user"))?;
+        if let Some(auth_user) = &self.auth_user {
+            validate::auth_user(auth_user).map_err(invalid("--auth-user"))?;
+        }
+        if let Some(domain) = &self.domain {
+            validate::domain(domain).map_err(invalid("--domain"))?;
+        }
+        let outbound_proxy = match &self.outbound_proxy {
+            Some(proxy) => {
+                Some(validate::outbound_proxy(proxy).map_err(invalid("--outbound-proxy"))?)
+            }
+            None => None,
+        };
+        let mut config = AccountConfig::new(user.clone(), registrar, user.clone());
         config.auth_user = self.auth_user.clone();
         config.domain = self.domain.clone();
         config.transport = self.transport;
-        config.outbound_proxy = self.outbound_proxy.clone();
+        config.outbound_proxy = outbound_proxy;
         config.expires = Duration::from_secs(u64::from(self.expires));
-        Ok((self.tune(config), password, options))
+        let config = self.tune(config);
+        config.validate().map_err(|error| UsageError::Invalid {
+            flag: account::flag_of(error.field.key()),
+            error,
+        })?;
+        Ok(config)
     }
 
     /// Applies the engine flags that go with either way of naming the account.
@@ -371,5 +406,76 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Command};
+    use clap::Parser;
+
+    fn refusal(extra: &[&str]) -> String {
+        let mut argv = vec!["vicifast-cli", "register"];
+        for (flag, value) in [("--registrar", "pbx"), ("--user", "1")] {
+            if !extra.contains(&flag) {
+                argv.extend([flag, value]);
+            }
+        }
+        argv.extend_from_slice(extra);
+        let cli = match Cli::try_parse_from(&argv) {
+            Ok(cli) => cli,
+            Err(err) => {
+                assert_eq!(err.exit_code(), 2);
+                return err.to_string();
+            }
+        };
+        let Command::Register { account, .. } = cli.command else {
+            panic!("not register");
+        };
+        let err = account
+            .config_from_flags()
+            .expect_err(&format!("{extra:?} accepted"));
+        err.to_string()
+    }
+
+    #[test]
+    fn a_line_break_in_any_flag_is_refused() {
+        for (flag, value) in [
+            ("--user", "1\r\nX-Evil: 1"),
+            ("--auth-user", "a\r\nX-Evil: 1"),
+            ("--domain", "example.com\r\nX-Evil: 1"),
+            ("--registrar", "pbx\r\nX-Evil: 1"),
+            ("--outbound-proxy", "sip:proxy;transport=tcp\r\nX: 1"),
+        ] {
+            let text = refusal(&[flag, value]);
+            assert!(text.starts_with(flag), "{text}");
+            assert!(text.contains("control characters"), "{flag}: {text}");
+            assert!(!text.contains('\n'), "echoed raw: {text:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_hosts_and_lifetimes_are_refused_clearly() {
+        let long = "a".repeat(10_000);
+        assert!(refusal(&["--registrar", &long]).contains("at most 253"));
+        assert!(refusal(&["--registrar", "a:b:5060"]).contains("brackets"));
+        for expires in ["-1", "0", "86401", "ten"] {
+            let text = refusal(&["--expires", expires]);
+            assert!(
+                text.contains("whole number of seconds from 1 to 86400"),
+                "{expires}: {text}"
+            );
+        }
+        assert!(Cli::try_parse_from([
+            "vicifast-cli",
+            "register",
+            "--registrar",
+            "[2001:db8::1]:5060",
+            "--user",
+            "1",
+            "--expires",
+            "60",
+        ])
+        .is_ok());
     }
 }

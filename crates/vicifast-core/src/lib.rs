@@ -48,6 +48,7 @@ mod registration;
 pub mod status;
 mod timer;
 mod transaction;
+pub mod validate;
 
 pub use config::{AccountConfig, AddressError, Password, ServerAddress, TransactionTimers};
 pub use digest::ChallengeError;
@@ -58,6 +59,7 @@ pub use status::{
     BindingInfo, Cause, Direction, ExpiryAdjustment, ExpiryAdjustmentReason, IncomingCall, Problem,
     ProblemCode, RegistrationState, Status, TraceEntry, Transport,
 };
+pub use validate::{Field, ValidationError, ValidationErrorKind};
 
 use std::net::SocketAddr;
 

@@ -142,6 +142,8 @@ pub enum ProblemCode {
     InvalidResponse,
     /// The keychain has no password, or could not be reached (set by the app/CLI, not the engine).
     Credentials,
+    /// A setting cannot be used (a control character, a malformed host…): nothing was sent.
+    InvalidSettings,
 }
 
 impl ProblemCode {
@@ -160,6 +162,7 @@ impl ProblemCode {
             Self::TransportError => "transport_error",
             Self::InvalidResponse => "invalid_response",
             Self::Credentials => "credentials",
+            Self::InvalidSettings => "invalid_settings",
         }
     }
 
@@ -173,6 +176,7 @@ impl ProblemCode {
                 | Self::Rejected
                 | Self::TlsCertificate
                 | Self::Credentials
+                | Self::InvalidSettings
         )
     }
 }
@@ -284,6 +288,10 @@ fn wording(code: ProblemCode) -> (&'static str, &'static str) {
         ProblemCode::Credentials => (
             "The password for this extension could not be read from the keychain.",
             "Unlock the system keychain or enter the password again in Settings.",
+        ),
+        ProblemCode::InvalidSettings => (
+            "A setting of this account cannot be used, so nothing was sent to the phone server.",
+            "Correct the setting named in the details in Settings.",
         ),
     }
 }

@@ -16,8 +16,9 @@ mod tls;
 
 pub use events::{BindingList, EngineEvent, RemovedContacts, Stamped};
 pub use vicifast_core::{
-    AccountConfig, AddressError, BindingInfo, Cause, Direction, IncomingCall, Password, Problem,
-    ProblemCode, RegistrationState, ServerAddress, Status, TraceEntry, Transport,
+    validate, AccountConfig, AddressError, BindingInfo, Cause, Direction, IncomingCall, Password,
+    Problem, ProblemCode, RegistrationState, ServerAddress, Status, TraceEntry, Transport,
+    ValidationError,
 };
 
 use driver::{os_seed, Command, Driver};

@@ -246,6 +246,7 @@ pub fn problem_words(code: &str) -> &'static str {
         "transport_error" => "connection broke",
         "invalid_response" => "bad server answer",
         "credentials" => "password not available",
+        "invalid_settings" => "setting unusable",
         "settings_file" => "settings file unreadable",
         _ => "problem",
     }

@@ -169,6 +169,7 @@ fn flood_of_tiny_responses_keeps_memory_bounded() {
 fn flood_of_keepalive_pings_is_answered_without_amplification() {
     let pings = 1_000_000;
     let (_, fake) = flooded("7-ping-flood", FloodKind::Pings, pings);
+    println!("hostile-figure case=7-ping-flood pongs={}", fake.pongs());
     // At most one pong per ping (coalescing them is fine; more is an amplifier).
     assert!(
         fake.pongs() <= pings as u64,

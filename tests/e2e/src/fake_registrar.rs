@@ -349,9 +349,11 @@ impl FakeRegistrar {
         self.record().responses
     }
 
-    /// Keep-alive pongs (CRLF) the client sent.
-    pub fn pongs(&self) -> u64 {
-        self.record().pongs_from_client
+    /// Keep-alive bytes (CRLFs outside messages) the client sent: its pongs, and its own pings.
+    /// Counted in bytes because back-to-back pongs (CRLF CRLF) read like a ping.
+    pub fn keepalive_bytes(&self) -> u64 {
+        let record = self.record();
+        record.pings_from_client * 4 + record.pongs_from_client * 2
     }
 
     /// Flood messages written so far.

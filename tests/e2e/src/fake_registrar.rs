@@ -91,7 +91,10 @@ pub enum After {
     /// Send these bytes (on UDP, as one datagram).
     Send(Vec<u8>),
     /// Send `count` messages of `kind` as fast as the client takes them.
-    Flood { kind: FloodKind, count: usize },
+    Flood {
+        kind: FloodKind,
+        count: usize,
+    },
 }
 
 /// One reaction of the script.
@@ -296,7 +299,12 @@ impl FakeRegistrar {
 
     /// `register --registrar … --transport … --user <user> --json` for `vicifast-cli`, then
     /// `extra`.
-    pub fn register_args(&self, transport: FakeTransport, user: &str, extra: &[&str]) -> Vec<String> {
+    pub fn register_args(
+        &self,
+        transport: FakeTransport,
+        user: &str,
+        extra: &[&str],
+    ) -> Vec<String> {
         let mut args: Vec<String> = [
             "register",
             "--registrar",
@@ -382,7 +390,11 @@ impl FakeRegistrar {
     /// for that one) and returns the REGISTERs asking for a binding that arrived in the window.
     /// This is an observation period, not a synchronisation: the bound a test checks afterwards
     /// holds whatever the machine's speed (a slow client sends fewer, never more).
-    pub fn observe(&self, window: Duration, first_within: Duration) -> Result<Vec<Received>, String> {
+    pub fn observe(
+        &self,
+        window: Duration,
+        first_within: Duration,
+    ) -> Result<Vec<Received>, String> {
         let first = self.wait_for_registers(1, first_within)?[0].at;
         let end = first + window;
         let left = end.saturating_duration_since(Instant::now());
@@ -401,7 +413,12 @@ impl FakeRegistrar {
     pub fn wait_for_connections(&self, n: u64, timeout: Duration) -> Result<(), String> {
         self.wait_until(timeout, |r| r.connections >= n)
             .map(drop)
-            .map_err(|r| format!("{} connections within {timeout:?}, waited for {n}", r.connections))
+            .map_err(|r| {
+                format!(
+                    "{} connections within {timeout:?}, waited for {n}",
+                    r.connections
+                )
+            })
     }
 
     /// Waits until every flood started has been written out (or its connection ended).
@@ -420,7 +437,12 @@ impl FakeRegistrar {
 
     /// Starts a flood of `count` messages of `kind` to the client on its latest flow (the last
     /// UDP address a REGISTER came from, or the latest TCP connection).
-    pub fn flood(&self, transport: FakeTransport, kind: FloodKind, count: usize) -> Result<(), String> {
+    pub fn flood(
+        &self,
+        transport: FakeTransport,
+        kind: FloodKind,
+        count: usize,
+    ) -> Result<(), String> {
         let target = match transport {
             FakeTransport::Udp => {
                 let peer = self.record().udp_peer.ok_or("no UDP client seen yet")?;
@@ -619,7 +641,10 @@ fn serve_udp(shared: &Arc<Shared>, socket: &UdpSocket) {
         }
         let received = message.received(FakeTransport::Udp, source, None);
         let Some(index) = shared.record_register(received) else {
-            let _ = socket.send_to(&message.response(&Step::ok(0), 0, socket_addr(socket)), source);
+            let _ = socket.send_to(
+                &message.response(&Step::ok(0), 0, socket_addr(socket)),
+                source,
+            );
             continue;
         };
         let step = shared.step(index).clone();
@@ -729,7 +754,8 @@ fn serve_connection(
             }
             let received = message.received(FakeTransport::Tcp, peer, Some(number));
             let Some(index) = shared.record_register(received) else {
-                let _ = write_all_bounded(shared, &writer, &message.response(&Step::ok(0), 0, local));
+                let _ =
+                    write_all_bounded(shared, &writer, &message.response(&Step::ok(0), 0, local));
                 continue;
             };
             let step = shared.step(index).clone();
@@ -772,7 +798,8 @@ fn spawn_flood(shared: &Arc<Shared>, target: FloodTarget, kind: FloodKind, count
                     if s.stopped() {
                         break;
                     }
-                    let _ = socket.send_to(&flood_message(kind, i, local, FakeTransport::Udp), peer);
+                    let _ =
+                        socket.send_to(&flood_message(kind, i, local, FakeTransport::Udp), peer);
                     s.update(|r| r.flooded += 1);
                 }
             }
@@ -785,7 +812,13 @@ fn spawn_flood(shared: &Arc<Shared>, target: FloodTarget, kind: FloodKind, count
 
 /// Writes `count` flood messages in batches of whole messages, so the connection's answers can
 /// go between batches.
-fn flood_stream(shared: &Shared, writer: &Writer, kind: FloodKind, count: usize, local: SocketAddr) {
+fn flood_stream(
+    shared: &Shared,
+    writer: &Writer,
+    kind: FloodKind,
+    count: usize,
+    local: SocketAddr,
+) {
     const BATCH: usize = 256;
     let mut i = 0;
     while i < count && !shared.stopped() {
@@ -902,7 +935,12 @@ impl Message {
             .map(|(_, v)| v.as_str())
     }
 
-    fn received(&self, transport: FakeTransport, source: SocketAddr, connection: Option<u64>) -> Received {
+    fn received(
+        &self,
+        transport: FakeTransport,
+        source: SocketAddr,
+        connection: Option<u64>,
+    ) -> Received {
         let branch = self
             .header("via")
             .and_then(|v| v.split(';').find_map(|p| p.trim().strip_prefix("branch=")))
@@ -981,7 +1019,12 @@ impl Message {
 }
 
 /// The bytes that answer `message` per `step`, `None` for silence.
-fn answer_bytes(message: &Message, step: &Step, index: usize, local: SocketAddr) -> Option<Vec<u8>> {
+fn answer_bytes(
+    message: &Message,
+    step: &Step,
+    index: usize,
+    local: SocketAddr,
+) -> Option<Vec<u8>> {
     match step.answer {
         Answer::Silence => None,
         Answer::Half => {
@@ -1028,7 +1071,12 @@ fn canonical(name: &str) -> &'static str {
 }
 
 /// The `i`-th message of a flood of `kind`.
-fn flood_message(kind: FloodKind, i: usize, local: SocketAddr, transport: FakeTransport) -> Vec<u8> {
+fn flood_message(
+    kind: FloodKind,
+    i: usize,
+    local: SocketAddr,
+    transport: FakeTransport,
+) -> Vec<u8> {
     let via = match transport {
         FakeTransport::Udp => "UDP",
         FakeTransport::Tcp => "TCP",
@@ -1105,7 +1153,10 @@ impl ProcessFigures {
             .map_err(|e| format!("reading /proc/{pid}/stat: {e}"))?;
         // Fields after the command name (which may hold spaces): utime and stime are the 12th
         // and 13th, in USER_HZ (100 a second on Linux).
-        let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let after_comm = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
         let ticks: u64 = after_comm
             .split_whitespace()
             .skip(11)
@@ -1153,7 +1204,12 @@ pub fn udp_sends_within(window: Duration) -> usize {
 
 /// Prints one line of figures for the closing note (`--nocapture` shows them; grep
 /// `hostile-figure`).
-pub fn print_figure(case: &str, registers: usize, window: Duration, figures: Option<ProcessFigures>) {
+pub fn print_figure(
+    case: &str,
+    registers: usize,
+    window: Duration,
+    figures: Option<ProcessFigures>,
+) {
     let per_minute = registers as f64 * 60.0 / window.as_secs_f64().max(0.001);
     match figures {
         Some(f) => println!(

@@ -50,13 +50,20 @@ fn refused_before_the_wire(flag: &str, value: &str) {
         registers.len(),
         summary(&registers)
     );
-    assert!(registers.is_empty(), "{flag} {value:?}: {}", summary(&registers));
+    assert!(
+        registers.is_empty(),
+        "{flag} {value:?}: {}",
+        summary(&registers)
+    );
     let stderr = cli.stderr();
     assert!(
         stderr.contains(flag.trim_start_matches('-')),
         "{flag} {value:?}: the message does not name the flag:\n{stderr}"
     );
-    assert!(!stderr.contains("X-Injected: yes\n"), "the value is echoed raw:\n{stderr}");
+    assert!(
+        !stderr.contains("X-Injected: yes\n"),
+        "the value is echoed raw:\n{stderr}"
+    );
 }
 
 #[test]
@@ -198,8 +205,9 @@ fn pump(from: &TcpStream, to: &TcpStream, halt: &Arc<AtomicBool>) {
                         break;
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
                 Err(_) => break,
             }
         }

@@ -89,7 +89,12 @@ fn half_a_response_then_close_gets_the_backoff() {
     let fake = FakeRegistrar::start(vec![Step::half().then(After::Close)]).unwrap();
     let mut cli = spawn(&fake, &["--backoff-base", "30"]);
     let seen = fake.observe(WINDOW, WAIT).unwrap();
-    print_figure("half-then-close", seen.len(), WINDOW, ProcessFigures::of(cli.pid()).ok());
+    print_figure(
+        "half-then-close",
+        seen.len(),
+        WINDOW,
+        ProcessFigures::of(cli.pid()).ok(),
+    );
     // Never registered, so each closed connection is a plain failure: the backoff (at least
     // 30 s) follows the first one at once.
     assert!(
@@ -100,10 +105,7 @@ fn half_a_response_then_close_gets_the_backoff() {
     );
     let retrying = cli.wait_for_state("retrying", WAIT).unwrap();
     assert!(cli.statuses().iter().all(|s| s["state"] != "registered"));
-    assert!(
-        retrying["next_attempt_in"].as_u64().is_some(),
-        "{retrying}"
-    );
+    assert!(retrying["next_attempt_in"].as_u64().is_some(), "{retrying}");
 }
 
 #[test]
@@ -111,9 +113,19 @@ fn half_a_response_then_silence_waits_for_the_transaction() {
     let fake = FakeRegistrar::start(vec![Step::half()]).unwrap();
     let cli = spawn(&fake, &[]);
     let seen = fake.observe(WINDOW, WAIT).unwrap();
-    print_figure("half-then-silence", seen.len(), WINDOW, ProcessFigures::of(cli.pid()).ok());
+    print_figure(
+        "half-then-silence",
+        seen.len(),
+        WINDOW,
+        ProcessFigures::of(cli.pid()).ok(),
+    );
     // A reliable transport never retransmits, and Timer F (32 s) has not fired yet.
-    assert_eq!(seen.len(), 1, "{}", vicifast_e2e::fake_registrar::summary(&seen));
+    assert_eq!(
+        seen.len(),
+        1,
+        "{}",
+        vicifast_e2e::fake_registrar::summary(&seen)
+    );
     assert_eq!(fake.connections(), 1);
     assert!(cli.statuses().iter().all(|s| s["state"] != "registered"));
 }
@@ -148,7 +160,12 @@ fn flooded(case: &str, kind: FloodKind, count: usize) -> (ProcessFigures, FakeRe
         start.rss_kib
     );
     // Nothing in a flood of strays asks for a REGISTER.
-    assert_eq!(registers, 1, "{}", vicifast_e2e::fake_registrar::summary(&fake.registers()));
+    assert_eq!(
+        registers,
+        1,
+        "{}",
+        vicifast_e2e::fake_registrar::summary(&fake.registers())
+    );
     assert_eq!(
         cli.statuses().last().map(|s| s["state"].clone()),
         Some("registered".into()),

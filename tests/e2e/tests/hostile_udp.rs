@@ -86,7 +86,8 @@ fn junk_flood_writes_a_bounded_escaped_log() {
     let junk = 20_000;
     let (fake, mut cli) = start(vec![Step::ok(60)], &[]);
     cli.wait_for_state("registered", WAIT).unwrap();
-    fake.flood(FakeTransport::Udp, FloodKind::Junk, junk).unwrap();
+    fake.flood(FakeTransport::Udp, FloodKind::Junk, junk)
+        .unwrap();
     fake.wait_floods_done(WAIT).unwrap();
     fake.round_trip(FakeTransport::Udp, WAIT).unwrap();
     let log = cli.stderr();
@@ -122,7 +123,8 @@ fn notify_flood_is_answered_once_each_and_stays_bounded() {
     let (fake, mut cli) = start(vec![Step::ok(60)], &[]);
     cli.wait_for_state("registered", WAIT).unwrap();
     let start = ProcessFigures::of(cli.pid()).unwrap();
-    fake.flood(FakeTransport::Udp, FloodKind::Notifies, notifies).unwrap();
+    fake.flood(FakeTransport::Udp, FloodKind::Notifies, notifies)
+        .unwrap();
     fake.wait_floods_done(WAIT).unwrap();
     fake.round_trip(FakeTransport::Udp, WAIT).unwrap();
     let figures = ProcessFigures::of(cli.pid()).unwrap();
@@ -239,8 +241,7 @@ fn service_unavailable_with_retry_after_is_honoured() {
 #[test]
 fn redirect_needs_the_user() {
     let (fake, mut cli) = start(
-        vec![Step::status(302, "Moved Temporarily")
-            .header("Contact", "<sip:2002@198.18.0.9:5060>")],
+        vec![Step::status(302, "Moved Temporarily").header("Contact", "<sip:2002@198.18.0.9:5060>")],
         &[],
     );
     let failed = cli.wait_for_state("failed", WAIT).unwrap();
@@ -252,10 +253,7 @@ fn redirect_needs_the_user() {
 #[test]
 fn stale_nonces_forever_get_the_backoff() {
     let (fake, mut cli) = start(
-        vec![
-            Step::challenge("MD5", false),
-            Step::challenge("MD5", true),
-        ],
+        vec![Step::challenge("MD5", false), Step::challenge("MD5", true)],
         &["--backoff-base", "30"],
     );
     let retrying = retrying_status(&mut cli);
@@ -263,10 +261,16 @@ fn stale_nonces_forever_get_the_backoff() {
     println!("hostile-figure case=stale-nonce-chain registers_before_backoff={count}");
     // One to be challenged, one answer, three answers to stale challenges, then the backoff:
     // with --backoff-base 30, the first wait is at least 30 s.
-    assert!(count <= 5, "{count} REGISTERs: {}", summary(&fake.registers()));
+    assert!(
+        count <= 5,
+        "{count} REGISTERs: {}",
+        summary(&fake.registers())
+    );
     let next = retrying["next_attempt_in"].as_u64().unwrap_or(0);
     assert!(next >= 29, "next attempt in {next} s: {retrying}");
-    assert!(fake.wait_for_registers(count + 1, Duration::from_secs(3)).is_err());
+    assert!(fake
+        .wait_for_registers(count + 1, Duration::from_secs(3))
+        .is_err());
 }
 
 #[test]
@@ -281,7 +285,11 @@ fn interval_too_brief_chain_ends() {
     let count = fake.register_count();
     println!("hostile-figure case=423-chain registers={count}");
     // The request and three raised retries.
-    assert!(count <= 4, "{count} REGISTERs: {}", summary(&fake.registers()));
+    assert!(
+        count <= 4,
+        "{count} REGISTERs: {}",
+        summary(&fake.registers())
+    );
 }
 
 #[test]

@@ -53,4 +53,4 @@ bench-register: deps-engine
 test: deps-engine $(if $(wildcard mk/app.mk),app-deps) lint test-engine test-e2e $(if $(wildcard mk/app.mk),app-test)
 	@echo "make test: all checks and tests passed"
 
-bench: bench-register $(if $(wildcard mk/netns.mk),bench-mobility) $(if $(wildcard mk/app.mk),bench-app)
+bench: bench-register bench-flood $(if $(wildcard mk/netns.mk),bench-mobility) $(if $(wildcard mk/app.mk),bench-app)

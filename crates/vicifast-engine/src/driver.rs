@@ -2,7 +2,8 @@
 //! the clock and the user say, and carries out what the core asks for.
 
 use crate::events::{BindingList, EngineEvent, RemovedContacts, Stamped};
-use crate::flow::{FlowHandle, FlowInput};
+use crate::flow::{FlowHandle, FlowInput, INPUT_QUEUE};
+use crate::junk::{EngineDrop, JunkLog};
 use crate::monitor::{system_monitor, NetworkMonitor, SystemMonitor};
 use crate::resolve::Resolver;
 use crate::DriverOptions;
@@ -36,18 +37,20 @@ pub(crate) struct Driver {
     resolver: Option<Resolver>,
     tls_config: Option<Result<Arc<rustls::ClientConfig>, String>>,
     flows: HashMap<FlowId, FlowHandle>,
-    flow_inputs: (
-        mpsc::UnboundedSender<FlowInput>,
-        mpsc::UnboundedReceiver<FlowInput>,
-    ),
-    resolved: (
-        mpsc::UnboundedSender<Resolution>,
-        mpsc::UnboundedReceiver<Resolution>,
-    ),
+    /// Bounded: a stream flow waits for room, a UDP flow drops (see `flow`).
+    flow_inputs: (mpsc::Sender<FlowInput>, mpsc::Receiver<FlowInput>),
+    resolved: (mpsc::Sender<Resolution>, mpsc::Receiver<Resolution>),
     events: mpsc::UnboundedSender<EngineEvent>,
     /// The server our newest flow goes to: what route checks are about.
     server: Option<SocketAddr>,
+    /// Trace entries passed on in the current second: a flood of messages must not become a
+    /// flood of events the embedder has to hold.
+    traces: (Instant, u32),
+    junk: JunkLog,
 }
+
+/// Trace entries passed to the embedder per second at most; the rest are counted as dropped.
+const TRACES_PER_SECOND: u32 = 100;
 
 /// A wall clock that runs this much ahead of the monotonic one means we slept (the monotonic
 /// clock stops during suspend); smaller gaps are clock adjustments.
@@ -72,10 +75,13 @@ impl Driver {
             resolver: None,
             tls_config: None,
             flows: HashMap::new(),
-            flow_inputs: mpsc::unbounded_channel(),
-            resolved: mpsc::unbounded_channel(),
+            flow_inputs: mpsc::channel(INPUT_QUEUE),
+            // One answer per lookup, and the core asks for one lookup at a time.
+            resolved: mpsc::channel(4),
             events,
             server: None,
+            traces: (Instant::now(), 0),
+            junk: JunkLog::new("engine"),
         }
     }
 
@@ -127,6 +133,7 @@ impl Driver {
                     }
                 },
                 () = sleep_until(deadline) => self.core.handle_timeout(now()),
+                () = self.junk.summary_due() => self.junk.flush(),
                 changed = network_change(&mut monitor) => {
                     if let Err(err) = changed {
                         tracing::warn!(%err, "network monitor failed; relying on keep-alive route checks");
@@ -154,7 +161,12 @@ impl Driver {
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Transmit(t) => match self.flows.get(&t.flow) {
-                    Some(flow) => flow.send(t.destination, t.payload),
+                    Some(flow) => {
+                        if !flow.send(t.destination, t.payload) {
+                            self.junk
+                                .dropped(EngineDrop::WriteQueueFull, Some(t.destination));
+                        }
+                    }
                     None => tracing::debug!(flow = %t.flow, "transmit on a closed flow dropped"),
                 },
                 Output::Resolve { server, transport } => self.resolve(server, transport),
@@ -196,7 +208,7 @@ impl Driver {
             match Resolver::from_system() {
                 Ok(r) => self.resolver = Some(r),
                 Err(err) => {
-                    let _ = reply.send(Err(err.to_string()));
+                    let _ = reply.try_send(Err(err.to_string()));
                     return;
                 }
             }
@@ -209,7 +221,7 @@ impl Driver {
                 .resolve(&server, transport)
                 .await
                 .map_err(|e| e.to_string());
-            let _ = reply.send(result);
+            let _ = reply.send(result).await;
         });
     }
 
@@ -227,6 +239,15 @@ impl Driver {
             }
             Event::IncomingCall(call) => EngineEvent::IncomingCall(Stamped::now(call)),
             Event::Trace(entry) => {
+                let now = Instant::now();
+                if now.duration_since(self.traces.0) >= Duration::from_secs(1) {
+                    self.traces = (now, 0);
+                }
+                if self.traces.1 >= TRACES_PER_SECOND {
+                    self.junk.dropped(EngineDrop::TraceOverflow, None);
+                    return;
+                }
+                self.traces.1 += 1;
                 tracing::trace!(direction = ?entry.direction, remote = %entry.remote, "\n{}", entry.text);
                 EngineEvent::Trace(Stamped::now(entry))
             }

@@ -9,6 +9,7 @@ mod driver;
 mod events;
 mod flow;
 mod framing;
+mod junk;
 mod monitor;
 mod resolve;
 mod route;

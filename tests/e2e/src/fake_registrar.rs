@@ -464,6 +464,19 @@ impl FakeRegistrar {
         Ok(())
     }
 
+    /// Starts a UDP flood from another port of the fake's address: a stranger, as far as the
+    /// client can tell.
+    pub fn flood_from_another_port(&self, kind: FloodKind, count: usize) -> Result<(), String> {
+        let peer = self.record().udp_peer.ok_or("no UDP client seen yet")?;
+        let socket = self
+            .shared
+            .other_udp
+            .try_clone()
+            .map_err(|e| format!("cloning the UDP socket: {e}"))?;
+        spawn_flood(&self.shared, FloodTarget::Udp(socket, peer), kind, count);
+        Ok(())
+    }
+
     /// Sends an OPTIONS to the client on its latest flow and waits for the answer. The client
     /// handles a flow's input in order, so once it answers, everything sent before was read
     /// (over UDP, read or dropped by the kernel: the OPTIONS is resent until answered).

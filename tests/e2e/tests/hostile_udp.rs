@@ -118,6 +118,37 @@ fn junk_flood_writes_a_bounded_escaped_log() {
 }
 
 #[test]
+fn junk_flood_from_a_stranger_is_dropped_quietly() {
+    let junk = 20_000;
+    let (fake, mut cli) = start(vec![Step::ok(60)], &[]);
+    cli.wait_for_state("registered", WAIT).unwrap();
+    fake.flood_from_another_port(FloodKind::Junk, junk).unwrap();
+    fake.wait_floods_done(WAIT).unwrap();
+    // The registrar's own OPTIONS comes after the flood on the same socket queue.
+    fake.round_trip(FakeTransport::Udp, WAIT).unwrap();
+    let log = cli.stderr();
+    println!(
+        "hostile-figure case=6-junk-flood-from-stranger datagrams={junk} log_bytes={}",
+        log.len()
+    );
+    assert!(
+        log.lines().count() <= 20 && log.len() <= 16 * 1024,
+        "{} log lines, {} bytes for {junk} junk datagrams",
+        log.lines().count(),
+        log.len()
+    );
+    assert!(
+        !log.contains(['\0', '\u{1b}', '\u{7}']),
+        "raw control bytes in the log:\n{log:?}"
+    );
+    assert_eq!(fake.register_count(), 1);
+    assert_eq!(
+        cli.statuses().last().map(|s| s["state"].clone()),
+        Some("registered".into())
+    );
+}
+
+#[test]
 fn notify_flood_is_answered_once_each_and_stays_bounded() {
     let notifies = 5_000;
     let (fake, mut cli) = start(vec![Step::ok(60)], &[]);

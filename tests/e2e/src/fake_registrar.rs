@@ -9,6 +9,9 @@
 //! instant and counts the connections it accepted, so a test can hold the client to the pacing
 //! rule.
 //!
+//! Its SIP is written by hand on purpose: it must send what no SIP library would (half
+//! messages, lying Vias, absurd numbers), and read just enough of a REGISTER to answer it.
+//!
 //! Everything is bounded: floods have a count, reads a buffer ceiling, and every thread stops
 //! when the registrar is dropped. Nothing here sleeps to synchronise: waits are on a condvar,
 //! each under a deadline.

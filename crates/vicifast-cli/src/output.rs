@@ -78,6 +78,9 @@ fn describe(stamped: &Stamped<Status>) -> String {
             if let Some(refresh) = s.next_refresh_in {
                 text.push_str(&format!(", refresh in {refresh} s"));
             }
+            if let Some(adjusted) = &s.expiry_adjusted {
+                text.push_str(&format!(" — {}", adjusted.message));
+            }
         }
         RegistrationState::Retrying => {
             if let Some(next) = s.next_attempt_in {
@@ -122,8 +125,13 @@ pub fn bindings(bindings: &[BindingInfo], json: bool) {
         let expires = b
             .expires_in
             .map_or_else(|| "?".to_owned(), |e| e.to_string());
+        let whose = match (b.ours, b.stale) {
+            (true, false) => " (this computer)",
+            (true, true) => " (this computer, old; being removed)",
+            (false, _) => "",
+        };
         // The registrar's text: printed so that it cannot steer the terminal.
-        println!("{} expires_in={expires}", escape_uncut(&b.contact));
+        println!("{} expires_in={expires}{whose}", escape_uncut(&b.contact));
     }
 }
 

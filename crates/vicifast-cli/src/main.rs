@@ -361,7 +361,7 @@ async fn register(
                     EngineEvent::IncomingCall(call) => {
                         line.message(&format!(
                             "incoming call from {} reached this device (answered 480: this app does not take calls)",
-                            call.inner.from
+                            vicifast_engine::escape(&call.inner.from)
                         ));
                     }
                     EngineEvent::Trace(entry) if trace => output::trace(&entry),

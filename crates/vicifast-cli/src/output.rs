@@ -2,7 +2,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use vicifast_engine::{BindingInfo, Problem, RegistrationState, Stamped, Status, TraceEntry};
+use vicifast_engine::{
+    escape_uncut, BindingInfo, Problem, RegistrationState, Stamped, Status, TraceEntry,
+};
 
 pub fn json_line<T: serde::Serialize>(value: &T) {
     match serde_json::to_string(value) {
@@ -76,6 +78,9 @@ fn describe(stamped: &Stamped<Status>) -> String {
             if let Some(refresh) = s.next_refresh_in {
                 text.push_str(&format!(", refresh in {refresh} s"));
             }
+            if let Some(adjusted) = &s.expiry_adjusted {
+                text.push_str(&format!(" — {}", adjusted.message));
+            }
         }
         RegistrationState::Retrying => {
             if let Some(next) = s.next_attempt_in {
@@ -120,7 +125,13 @@ pub fn bindings(bindings: &[BindingInfo], json: bool) {
         let expires = b
             .expires_in
             .map_or_else(|| "?".to_owned(), |e| e.to_string());
-        println!("{} expires_in={expires}", b.contact);
+        let whose = match (b.ours, b.stale) {
+            (true, false) => " (this computer)",
+            (true, true) => " (this computer, old; being removed)",
+            (false, _) => "",
+        };
+        // The registrar's text: printed so that it cannot steer the terminal.
+        println!("{} expires_in={expires}{whose}", escape_uncut(&b.contact));
     }
 }
 
@@ -131,7 +142,7 @@ pub fn removed(removed: &[String], json: bool) {
     }
     println!("removed {} binding(s)", removed.len());
     for contact in removed {
-        println!("{contact}");
+        println!("{}", escape_uncut(contact));
     }
 }
 

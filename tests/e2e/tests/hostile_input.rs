@@ -30,8 +30,8 @@ fn refused_before_the_wire(flag: &str, value: &str) {
         args.push(flag.to_owned());
         args.push(value.to_owned());
     }
-    let mut cli = Cli::spawn(&args, &random_password()).unwrap();
-    let exit = cli.wait_exit(USAGE_DEADLINE);
+    // `run` waits for the exit and for everything the CLI wrote on stderr.
+    let finished = Cli::run(&args, &random_password(), USAGE_DEADLINE);
     let registers = fake.registers();
     for register in &registers {
         assert!(
@@ -43,9 +43,10 @@ fn refused_before_the_wire(flag: &str, value: &str) {
             register.text
         );
     }
+    let finished = finished.unwrap_or_else(|report| panic!("{flag} {value:?}: {}", cut(&report)));
     assert_eq!(
-        exit.as_ref().map(|s| s.code()),
-        Ok(Some(2)),
+        finished.status.code(),
+        Some(2),
         "{flag} {value:?}: {} REGISTERs sent: {}",
         registers.len(),
         summary(&registers)
@@ -55,7 +56,7 @@ fn refused_before_the_wire(flag: &str, value: &str) {
         "{flag} {value:?}: {}",
         summary(&registers)
     );
-    let stderr = cli.stderr();
+    let stderr = &finished.stderr;
     assert!(
         stderr.contains(flag.trim_start_matches('-')),
         "{flag} {value:?}: the message does not name the flag:\n{stderr}"

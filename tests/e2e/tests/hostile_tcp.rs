@@ -134,8 +134,10 @@ fn half_a_response_then_silence_waits_for_the_transaction() {
 /// reads them all (the fake's OPTIONS after them is answered), stays registered, and its memory
 /// stays under the ceiling. Returns the CLI's figures after the flood.
 fn flooded(case: &str, kind: FloodKind, count: usize) -> (ProcessFigures, FakeRegistrar) {
-    let fake = FakeRegistrar::start(vec![Step::ok(60)]).unwrap();
-    let mut cli = spawn(&fake, &[]);
+    // An hour's binding: no refresh falls inside the flood, however slow the machine, so any
+    // second REGISTER would be the flood's doing.
+    let fake = FakeRegistrar::start(vec![Step::ok(3600)]).unwrap();
+    let mut cli = spawn(&fake, &["--expires", "3600"]);
     cli.wait_for_state("registered", WAIT).unwrap();
     let start = ProcessFigures::of(cli.pid()).unwrap();
     fake.flood(FakeTransport::Tcp, kind, count).unwrap();

@@ -84,7 +84,8 @@ fn expires_of_a_century_is_refreshed_as_asked() {
 #[test]
 fn junk_flood_writes_a_bounded_escaped_log() {
     let junk = 20_000;
-    let (fake, mut cli) = start(vec![Step::ok(60)], &[]);
+    // An hour's binding: no refresh falls inside the flood.
+    let (fake, mut cli) = start(vec![Step::ok(3600)], &["--expires", "3600"]);
     cli.wait_for_state("registered", WAIT).unwrap();
     fake.flood(FakeTransport::Udp, FloodKind::Junk, junk)
         .unwrap();
@@ -120,7 +121,8 @@ fn junk_flood_writes_a_bounded_escaped_log() {
 #[test]
 fn junk_flood_from_a_stranger_is_dropped_quietly() {
     let junk = 20_000;
-    let (fake, mut cli) = start(vec![Step::ok(60)], &[]);
+    // An hour's binding: no refresh falls inside the flood.
+    let (fake, mut cli) = start(vec![Step::ok(3600)], &["--expires", "3600"]);
     cli.wait_for_state("registered", WAIT).unwrap();
     fake.flood_from_another_port(FloodKind::Junk, junk).unwrap();
     fake.wait_floods_done(WAIT).unwrap();
@@ -151,7 +153,8 @@ fn junk_flood_from_a_stranger_is_dropped_quietly() {
 #[test]
 fn notify_flood_is_answered_once_each_and_stays_bounded() {
     let notifies = 5_000;
-    let (fake, mut cli) = start(vec![Step::ok(60)], &[]);
+    // An hour's binding: no refresh falls inside the flood.
+    let (fake, mut cli) = start(vec![Step::ok(3600)], &["--expires", "3600"]);
     cli.wait_for_state("registered", WAIT).unwrap();
     let start = ProcessFigures::of(cli.pid()).unwrap();
     fake.flood(FakeTransport::Udp, FloodKind::Notifies, notifies)

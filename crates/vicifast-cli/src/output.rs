@@ -131,10 +131,7 @@ pub fn bindings(bindings: &[BindingInfo], json: bool) {
             (false, _) => "",
         };
         // The registrar's text: printed so that it cannot steer the terminal.
-        println!(
-            "{} expires_in={expires}{whose}",
-            escape_uncut(&b.contact)
-        );
+        println!("{} expires_in={expires}{whose}", escape_uncut(&b.contact));
     }
 }
 

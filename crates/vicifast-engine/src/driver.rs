@@ -43,14 +43,46 @@ pub(crate) struct Driver {
     events: mpsc::UnboundedSender<EngineEvent>,
     /// The server our newest flow goes to: what route checks are about.
     server: Option<SocketAddr>,
-    /// Trace entries passed on in the current second: a flood of messages must not become a
-    /// flood of events the embedder has to hold.
-    traces: (Instant, u32),
+    /// A flood of messages must not become a flood of events the embedder has to hold.
+    traces: Budget,
+    calls: Budget,
     junk: JunkLog,
 }
 
-/// Trace entries passed to the embedder per second at most; the rest are counted as dropped.
+/// At most `per_second` events of one kind a second; the rest are counted as dropped.
+#[derive(Debug)]
+struct Budget {
+    per_second: u32,
+    window: (Instant, u32),
+}
+
+impl Budget {
+    fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            window: (Instant::now(), 0),
+        }
+    }
+
+    /// Whether one more event fits this second.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.window.0) >= Duration::from_secs(1) {
+            self.window = (now, 0);
+        }
+        let fits = self.window.1 < self.per_second;
+        if fits {
+            self.window.1 += 1;
+        }
+        fits
+    }
+}
+
+/// Trace entries passed to the embedder per second at most (a registration needs a few a
+/// minute).
 const TRACES_PER_SECOND: u32 = 100;
+/// Incoming-call notices per second at most (an agent gets a few calls a minute).
+const CALLS_PER_SECOND: u32 = 10;
 
 /// A wall clock that runs this much ahead of the monotonic one means we slept (the monotonic
 /// clock stops during suspend); smaller gaps are clock adjustments.
@@ -80,7 +112,8 @@ impl Driver {
             resolved: mpsc::channel(4),
             events,
             server: None,
-            traces: (Instant::now(), 0),
+            traces: Budget::new(TRACES_PER_SECOND),
+            calls: Budget::new(CALLS_PER_SECOND),
             junk: JunkLog::new("engine"),
         }
     }
@@ -237,17 +270,18 @@ impl Driver {
                 );
                 EngineEvent::Status(Stamped::now(status))
             }
-            Event::IncomingCall(call) => EngineEvent::IncomingCall(Stamped::now(call)),
-            Event::Trace(entry) => {
-                let now = Instant::now();
-                if now.duration_since(self.traces.0) >= Duration::from_secs(1) {
-                    self.traces = (now, 0);
+            Event::IncomingCall(call) => {
+                if !self.calls.take() {
+                    self.junk.dropped(EngineDrop::CallNoticeOverflow, None);
+                    return;
                 }
-                if self.traces.1 >= TRACES_PER_SECOND {
+                EngineEvent::IncomingCall(Stamped::now(call))
+            }
+            Event::Trace(entry) => {
+                if !self.traces.take() {
                     self.junk.dropped(EngineDrop::TraceOverflow, None);
                     return;
                 }
-                self.traces.1 += 1;
                 tracing::trace!(direction = ?entry.direction, remote = %entry.remote, "\n{}", entry.text);
                 EngineEvent::Trace(Stamped::now(entry))
             }
@@ -279,5 +313,18 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn a_budget_lets_its_share_through_then_refuses() {
+        let mut budget = Budget::new(3);
+        let passed = (0..1000).filter(|_| budget.take()).count();
+        // Within one second 3 pass; a slow machine may start a second window, never more.
+        assert!((3..=6).contains(&passed), "{passed}");
     }
 }

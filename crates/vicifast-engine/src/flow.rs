@@ -423,4 +423,48 @@ mod tests {
         drop(handle);
         peer.join().unwrap();
     }
+
+    /// A UDP flood never blocks the flow: what does not fit the core's queue is dropped and
+    /// counted. Pings are answered only when they come from the server.
+    #[tokio::test]
+    async fn a_udp_flood_is_dropped_beyond_the_queue_and_strangers_get_no_pong() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // A bound on the wait for the pong: a flow that never answers fails the test.
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        stranger.set_nonblocking(true).unwrap();
+        let target = Target {
+            transport: Transport::Udp,
+            ..target(server.local_addr().unwrap())
+        };
+        let (tx, mut rx) = mpsc::channel(1);
+        let handle = FlowHandle::open(FlowId(1), target, None, tx);
+        let Some(FlowInput::Opened { local, .. }) = rx.recv().await else {
+            panic!("not opened");
+        };
+        for _ in 0..50 {
+            server.send_to(OK, local).unwrap();
+        }
+        stranger.send_to(b"\r\n\r\n", local).unwrap();
+        server.send_to(b"\r\n\r\n", local).unwrap();
+        // The flow reads in order: once the server's ping is answered, everything before it
+        // was handled.
+        let mut pong = [0u8; 8];
+        let server_pong = tokio::task::spawn_blocking(move || {
+            let n = server.recv(&mut pong).unwrap();
+            pong[..n].to_vec()
+        });
+        assert_eq!(server_pong.await.unwrap(), b"\r\n");
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            stranger.recv(&mut buf).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::WouldBlock),
+            "a stranger's ping was answered"
+        );
+        assert!(matches!(rx.try_recv(), Ok(FlowInput::Received { .. })));
+        assert!(rx.try_recv().is_err(), "more queued than the queue holds");
+        drop(handle);
+    }
 }

@@ -16,8 +16,11 @@ pub(crate) enum EngineDrop {
     UnansweredPing,
     /// The core asked to send while the flow still had a full queue of writes.
     WriteQueueFull,
-    /// Trace entries beyond what the embedder is shown per interval.
+    /// Trace entries beyond what the embedder is shown per second.
     TraceOverflow,
+    /// Incoming-call notices beyond what the embedder is shown per second (the calls
+    /// themselves are still answered).
+    CallNoticeOverflow,
 }
 
 impl fmt::Display for EngineDrop {
@@ -27,6 +30,7 @@ impl fmt::Display for EngineDrop {
             Self::UnansweredPing => "keep-alive ping not answered",
             Self::WriteQueueFull => "write while the flow's queue was full",
             Self::TraceOverflow => "trace entry over the trace budget",
+            Self::CallNoticeOverflow => "incoming-call notice over its budget",
         })
     }
 }

@@ -4,6 +4,21 @@
 //! (RFC 3263), opens UDP, TCP or TLS flows, drives the sans-IO core in `vicifast-core`, and
 //! reports every status change, incoming call and traced SIP message as an [`EngineEvent`].
 //! [`list_bindings`] and [`remove_local_bindings`] run the same machinery once, for the CLI.
+//!
+//! # Bounds
+//!
+//! Nothing a peer sends makes the engine grow without bound or write without limit:
+//!
+//! - every queue between a socket and the core is bounded: a TCP/TLS flow stops reading while
+//!   the core is behind (the peer's window fills), a UDP flow drops and counts what does not
+//!   fit, and writes over a flow's queue are dropped and counted;
+//! - a stream holds at most one incomplete message (the largest accepted: 64 KB of headers and
+//!   64 KB of body) and is closed with the cause when a peer sends more without completing it;
+//!   framing takes time linear in the bytes received;
+//! - keep-alive pings cost one pong per read on a stream, and on UDP one a second, to the
+//!   server only;
+//! - trace entries and incoming-call notices to the embedder have a budget per second;
+//! - drops are logged through the core's `DropLog`: a few lines, then one summary per minute.
 
 mod driver;
 mod events;

@@ -5,6 +5,7 @@
 //! Nothing here sleeps to synchronise: waits are on conditions, each under a deadline.
 
 mod cli;
+pub mod fake_registrar;
 pub mod netns;
 mod registrar;
 mod tools;

@@ -25,6 +25,7 @@ export const PROBLEM_CODES = [
   'transport_error',
   'invalid_response',
   'credentials',
+  'extension_in_use',
 ] as const;
 export type KnownProblemCode = (typeof PROBLEM_CODES)[number];
 
@@ -45,6 +46,27 @@ export interface BindingInfo {
   ours: boolean;
 }
 
+/** A device other than this computer holding a binding of the extension. */
+export interface OtherDevice {
+  contact: string;
+  /** "ip:port" where the registrar sees it, when known. */
+  address: string | null;
+  user_agent: string | null;
+  expires_in: number | null;
+}
+
+/** Set on a status while another device holds the extension instead of this computer. */
+export interface ExtensionInUse {
+  account: string;
+  others: OtherDevice[];
+  /** "binding_check" | "qualify_stopped" | "registration"; kept as string. */
+  detected_by: string;
+  /** What happened, naming the other device. */
+  message: string;
+  /** What "Use this computer" does. */
+  take_over_note: string;
+}
+
 /** Payload of the `status` event and `UiState.status`. */
 export interface StatusEvent {
   at: string;
@@ -61,6 +83,8 @@ export interface StatusEvent {
   next_attempt_in: number | null;
   problem: Problem | null;
   bindings: BindingInfo[];
+  /** Absent from an older backend. */
+  extension_in_use?: ExtensionInUse | null;
 }
 
 export interface TimelineEntry {

@@ -119,6 +119,11 @@ struct AccountArgs {
     /// Longest backoff, in seconds (RFC 5626 max-time).
     #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     backoff_cap: u64,
+    /// How often, in seconds (jittered ±25 %), to ask the registrar which bindings the extension
+    /// has, to notice another device taking it (`extension_in_use`); 0 never asks.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    binding_check_interval: u64,
 }
 
 fn parse_server(s: &str) -> Result<ServerAddress, String> {
@@ -194,6 +199,8 @@ impl AccountArgs {
         config.instance_id = self.instance_id.clone();
         config.backoff_base = Duration::from_secs(self.backoff_base);
         config.backoff_cap = Duration::from_secs(self.backoff_cap.max(self.backoff_base));
+        config.binding_check_interval = (self.binding_check_interval > 0)
+            .then(|| Duration::from_secs(self.binding_check_interval));
         config
     }
 

@@ -137,7 +137,11 @@ mod tests {
             vicifast_engine::InUseDetection::BindingCheck,
         );
         let n = on_extension_in_use("Extension 101", &info);
-        assert!(n.body.contains("MicroSIP/3.21 at 198.18.5.5:5062"), "{}", n.body);
+        assert!(
+            n.body.contains("MicroSIP/3.21 at 198.18.5.5:5062"),
+            "{}",
+            n.body
+        );
         assert!(n.body.contains("use this computer"));
     }
 

@@ -258,14 +258,14 @@ fn usage_error(err: &UsageError) -> ExitCode {
 /// Settings and keychain lookups happen here, outside the runtime: the keychain is blocking
 /// (D-Bus on Linux) and its client may start a runtime of its own, which tokio forbids inside one.
 fn run(runtime: &tokio::runtime::Runtime, command: Command, trace: bool) -> ExitCode {
-    let show_trace = |entry: &vicifast_engine::Stamped<vicifast_engine::TraceEntry>, json: bool| {
-        if !trace {
-        } else if json {
-            output::json_line(&EngineEvent::Trace(entry.clone()));
-        } else {
-            output::trace(entry);
-        }
-    };
+    let show_trace =
+        |entry: &vicifast_engine::Stamped<vicifast_engine::TraceEntry>, json: bool| match (
+            trace, json,
+        ) {
+            (false, _) => {}
+            (true, true) => output::json_line(&EngineEvent::Trace(entry.clone())),
+            (true, false) => output::trace(entry),
+        };
     match command {
         Command::Register { account, json } => {
             let (config, password, options) = match account.resolve(json) {

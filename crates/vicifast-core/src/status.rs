@@ -411,12 +411,13 @@ pub struct Status {
     pub problem: Option<Problem>,
     /// All bindings of the extension in the last 200 OK.
     pub bindings: Vec<BindingInfo>,
-    /// Set while our binding is refreshed on another lifetime than the registrar granted.
+    /// Set while our binding is refreshed on another lifetime than the registrar granted (boxed,
+    /// like `extension_in_use`: seldom there, and it keeps a status small to pass around).
     #[serde(default)]
-    pub expiry_adjusted: Option<ExpiryAdjustment>,
+    pub expiry_adjusted: Option<Box<ExpiryAdjustment>>,
     /// Set while another device holds the extension's binding instead of this one.
     #[serde(default)]
-    pub extension_in_use: Option<ExtensionInUse>,
+    pub extension_in_use: Option<Box<ExtensionInUse>>,
 }
 
 impl Status {

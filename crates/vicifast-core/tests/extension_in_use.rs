@@ -3,6 +3,7 @@
 //! 200 OK: binding checks between refreshes notice the other device, report `extension_in_use`
 //! once per episode, never take the binding back sooner than the normal refresh, and leave the
 //! choice to the user ("use this computer" or "stop here").
+#![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
 mod harness;
 use harness::*;
@@ -90,7 +91,7 @@ fn a_device_that_takes_the_extension_is_reported_within_the_check_interval() {
         status.problem.map(|p| p.code),
         Some(ProblemCode::ExtensionInUse)
     );
-    assert_eq!(status.extension_in_use, Some(info));
+    assert_eq!(status.extension_in_use.as_deref(), Some(&info));
     // The check was one REGISTER without Contact, answered with the nonce we already had.
     let check = sim.registers_sent().last().unwrap().text.clone();
     assert!(header(&check, "Contact").is_none());

@@ -131,7 +131,7 @@ impl View {
         self.status = serde_json::to_value(status).ok();
         self.state = Some(status.inner.state);
         self.local_address = status.inner.local_address.clone();
-        self.in_use = status.inner.extension_in_use.clone();
+        self.in_use = status.inner.extension_in_use.as_deref().cloned();
         self.problem_words = status
             .inner
             .problem

@@ -553,8 +553,11 @@ impl Registration {
             }),
             problem: self.problem.clone(),
             bindings: self.listed.clone(),
-            expiry_adjusted: self.binding.as_ref().and_then(|b| b.adjusted.clone()),
-            extension_in_use: self.in_use.as_ref().map(|e| e.info.clone()),
+            expiry_adjusted: self
+                .binding
+                .as_ref()
+                .and_then(|b| b.adjusted.clone().map(Box::new)),
+            extension_in_use: self.in_use.as_ref().map(|e| Box::new(e.info.clone())),
         };
         self.outputs.push_back(Output::Event(Event::Status(status)));
     }

@@ -167,6 +167,17 @@ export function statusView(
       value: `${others} other ${others === 1 ? 'device is' : 'devices are'} registered for this extension`,
     });
   }
+  const stale = (status.bindings ?? []).filter((b) => b.ours && b.stale).length;
+  if (stale > 0) {
+    rows.push({
+      key: 'stale',
+      label: 'Old registration',
+      value: `${stale} old ${stale === 1 ? 'registration' : 'registrations'} of this computer (from before a restart or a network change) being removed`,
+    });
+  }
+  if (status.expiry_adjusted && status.state === 'registered') {
+    rows.push({ key: 'expiry', label: 'Renewal', value: status.expiry_adjusted.message });
+  }
   let announcement = `${look.label}. ${look.summary}`;
   if (status.problem) announcement += ` ${status.problem.message}`;
   return {

@@ -44,6 +44,17 @@ export interface BindingInfo {
   contact: string;
   expires_in: number | null;
   ours: boolean;
+  /** Ours, but left from before a crash or a network change; removed with the next REGISTER. */
+  stale?: boolean;
+}
+
+/** Set while VICIfast refreshes on another lifetime than the phone server granted. */
+export interface ExpiryAdjustment {
+  granted: number;
+  refreshed_as: number;
+  /** "below_minimum" | "above_requested"; kept as string for forward compatibility. */
+  reason: string;
+  message: string;
 }
 
 /** A device other than this computer holding a binding of the extension. */
@@ -83,6 +94,7 @@ export interface StatusEvent {
   next_attempt_in: number | null;
   problem: Problem | null;
   bindings: BindingInfo[];
+  expiry_adjusted?: ExpiryAdjustment | null;
   /** Absent from an older backend. */
   extension_in_use?: ExtensionInUse | null;
 }

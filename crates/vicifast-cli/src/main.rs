@@ -359,9 +359,6 @@ async fn register(
                     EngineEvent::ExtensionInUse(info) if !json => {
                         line.message(&output::extension_in_use(&info.inner, std::process::id()));
                     }
-                    EngineEvent::ExpiryAdjusted(adjusted) if !json => {
-                        line.message(&adjusted.inner.message);
-                    }
                     EngineEvent::Trace(entry) if trace && !json => output::trace(&entry),
                     _ => {}
                 }

@@ -78,6 +78,9 @@ fn describe(stamped: &Stamped<Status>) -> String {
             if let Some(refresh) = s.next_refresh_in {
                 text.push_str(&format!(", refresh in {refresh} s"));
             }
+            if let Some(adjusted) = &s.expiry_adjusted {
+                text.push_str(&format!(" — {}", adjusted.message));
+            }
         }
         RegistrationState::Retrying => {
             if let Some(next) = s.next_attempt_in {
@@ -122,7 +125,12 @@ pub fn bindings(bindings: &[BindingInfo], json: bool) {
         let expires = b
             .expires_in
             .map_or_else(|| "?".to_owned(), |e| e.to_string());
-        println!("{} expires_in={expires}", b.contact);
+        let whose = match (b.ours, b.stale) {
+            (true, false) => " (this computer)",
+            (true, true) => " (this computer, old; being removed)",
+            (false, _) => "",
+        };
+        println!("{} expires_in={expires}{whose}", b.contact);
     }
 }
 

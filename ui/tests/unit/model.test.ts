@@ -98,6 +98,33 @@ describe('statusView', () => {
     expect(others?.value).toBe('1 other device is registered for this extension');
   });
 
+  it('names an old registration of this computer being removed', () => {
+    const s = status({
+      bindings: [
+        { contact: 'sip:a', expires_in: 300, ours: true },
+        { contact: 'sip:old', expires_in: 200, ours: true, stale: true },
+      ],
+    });
+    const rows = Object.fromEntries(statusView(s, T0, T0, null).rows.map((r) => [r.key, r.value]));
+    expect(rows['stale']).toContain('1 old registration of this computer');
+    expect(rows['others']).toBeUndefined();
+  });
+
+  it('says when the renewal interval differs from what the server granted', () => {
+    const message =
+      'The phone server keeps this registration for only 1 s. Tell your administrator.';
+    const adjusted = { granted: 1, refreshed_as: 30, reason: 'below_minimum', message };
+    const rows = Object.fromEntries(
+      statusView(status({ expiry_adjusted: adjusted }), T0, T0, null).rows.map((r) => [
+        r.key,
+        r.value,
+      ]),
+    );
+    expect(rows['expiry']).toBe(message);
+    const plain = statusView(status(), T0, T0, null).rows.map((r) => r.key);
+    expect(plain).not.toContain('expiry');
+  });
+
   it('includes the problem in the announcement', () => {
     const s = status({
       state: 'failed',

@@ -267,3 +267,68 @@ fn options(branch: &str) -> String {
         "OPTIONS sip:101@198.18.1.2:40001 SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.1:5060;branch={branch}\r\nFrom: <sip:qualify@example.test>;tag=q1\r\nTo: <sip:101@example.test>\r\nCall-ID: q-{branch}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     )
 }
+
+/// Two VICIfast registrations on one extension, sharing a registrar that keeps one contact: the
+/// second registers 30 s after the first. Runs an hour in 1 s steps and returns, per device, when
+/// it first reported `extension_in_use` (after the second registered) and its REGISTERs per
+/// minute.
+fn two_devices(check: Option<Duration>) -> [(Option<Duration>, f64); 2] {
+    let mut configs = [checked_config(), checked_config()];
+    for c in &mut configs {
+        c.binding_check_interval = check;
+    }
+    let [a, b] = configs;
+    let mut sims = [
+        Sim::with_seed(a, "pw", one_contact_registrar(), [1; 32]),
+        Sim::with_seed(b, "pw", one_contact_registrar(), [2; 32]),
+    ];
+    sims[1].next_port = 45000;
+    let second_at = Duration::from_secs(30);
+    let end = Duration::from_secs(3600);
+    sims[0].start();
+    let mut shared = sims[0].registrar().bindings.clone();
+    let mut step = Duration::ZERO;
+    while step < end {
+        step += Duration::from_secs(1);
+        for (n, sim) in sims.iter_mut().enumerate() {
+            sim.registrar().bindings = shared.clone();
+            if n == 1 && step == second_at {
+                sim.run_until(second_at, |_| false);
+                sim.start();
+            }
+            sim.run_until(step, |_| false);
+            shared = sim.registrar().bindings.clone();
+        }
+    }
+    sims.map(|sim| {
+        let found = in_use_events(&sim)
+            .first()
+            .map(|(at, _)| at.saturating_sub(second_at));
+        let per_minute = sim.registers_sent().len() as f64 / 60.0;
+        (found, per_minute)
+    })
+}
+
+#[test]
+fn two_vicifast_devices_on_one_extension_both_find_out_at_the_refresh_rate() {
+    let before = two_devices(None);
+    let after = two_devices(Some(CHECK));
+    for (n, name) in ["first", "second"].iter().enumerate() {
+        println!(
+            "{name} device: extension_in_use {:?} after the second registered; REGISTERs/min {:.2} without binding checks, {:.2} with",
+            after[n].0.map(|d| d.as_secs()),
+            before[n].1,
+            after[n].1
+        );
+        assert_eq!(before[n].0, None, "without checks nobody is told");
+        // The first within a check interval; the second by its own refresh (290 s), after the
+        // first took the binding back at its refresh (260 s).
+        let within = Duration::from_secs(260);
+        assert!(after[n].0.is_some_and(|d| d <= within), "{name}: {after:?}");
+        // One refresh per 260 s plus one check per 90–150 s: never a ping-pong.
+        assert!(
+            after[n].1 <= 60.0 / 260.0 + 60.0 / 90.0 + 0.1,
+            "{name}: {after:?}"
+        );
+    }
+}

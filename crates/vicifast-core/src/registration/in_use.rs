@@ -7,7 +7,9 @@
 //! So between refreshes we ask (a REGISTER without Contact, reusing the last nonce when the
 //! registrar allows it) which bindings the extension has, every couple of minutes, jittered,
 //! through the pacing rule's gate like every REGISTER. The registrar's qualify OPTIONS, when they
-//! came at a steady pace and stop, bring the next query forward: they are only a hint. A listing
+//! came at a steady pace and stop, bring the next query forward: they are only a hint. A query
+//! also comes just before our own refresh when that is due first, so a device that took the
+//! binding since we last looked is seen before our refresh silently takes it back. A listing
 //! that names another device and not us starts an episode: one [`Event::ExtensionInUse`], the
 //! problem `extension_in_use` in every status until it ends. We never take the binding back
 //! sooner than the normal refresh on our own: only the user's "use this computer"
@@ -29,6 +31,8 @@ use std::time::{Duration, Instant};
 /// Gaps between qualify OPTIONS outside this range are not a pace worth watching.
 const QUALIFY_GAPS: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(5)..=Duration::from_secs(600);
+/// A check due just before our refresh comes this long before it.
+const BEFORE_REFRESH: Duration = Duration::from_secs(5);
 /// An episode ends once no other device was seen for this many lifetimes of our binding.
 const FREE_AFTER_LIFETIMES: u32 = 2;
 
@@ -108,8 +112,17 @@ impl Registration {
             return;
         }
         let unit: f64 = self.rng.gen();
+        let periodic = now + every.mul_f64(0.75 + 0.5 * unit);
+        // Also look just before our own refresh: another device that took the binding since our
+        // last look would get it back silently at that refresh. Not sooner than half an interval
+        // after the last look, so short lifetimes do not multiply the checks.
+        let before_refresh = self
+            .timers
+            .get(Timer::Refresh)
+            .and_then(|refresh| refresh.checked_sub(BEFORE_REFRESH))
+            .filter(|at| *at >= now + every / 2 && *at < periodic);
         self.timers
-            .set(Timer::BindingCheck, now + every.mul_f64(0.75 + 0.5 * unit));
+            .set(Timer::BindingCheck, before_refresh.unwrap_or(periodic));
     }
 
     /// Time to ask the registrar which bindings the extension has.

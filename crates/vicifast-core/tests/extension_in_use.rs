@@ -174,6 +174,32 @@ fn use_this_computer_registers_at_once_and_ends_the_episode() {
 }
 
 #[test]
+fn use_this_computer_while_a_check_is_in_flight_registers_once_it_is_answered() {
+    let mut sim = registered_on_one_contact_registrar();
+    other_registers(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(300), |s| !in_use_events(s).is_empty()));
+    // The next check goes out but its answer is lost for now.
+    sim.registrar().silent = true;
+    let checks = sim.registers_sent().len();
+    let now = sim.elapsed();
+    assert!(
+        sim.run_until(now + Duration::from_secs(200), |s| s.registers_sent().len()
+            > checks)
+    );
+    sim.reg.take_over(sim.now);
+    sim.drain();
+    sim.registrar().silent = false;
+    let registrations_before = registrations(&sim).len();
+    let now = sim.elapsed();
+    // The check is retransmitted (Timer E) and answered; the REGISTER follows at once.
+    sim.run_until(now + Duration::from_secs(5), |s| {
+        registrations(s).len() > registrations_before
+    });
+    assert_eq!(registrations(&sim).len(), registrations_before + 1);
+    assert_ne!(sim.registrar().held(), vec![OTHER.to_string()]);
+}
+
+#[test]
 fn stop_here_removes_only_our_binding() {
     let mut sim = registered_on_one_contact_registrar();
     other_registers(&mut sim);

@@ -95,6 +95,11 @@ impl Registration {
                 self.send_request(now, RequestKind::Register, false);
             }
             Phase::Failed | Phase::BackingOff { .. } => self.restart(now, Cause::TakeOver),
+            // A binding check is in flight: register as soon as it is answered.
+            Phase::Transacting(ref pending) if pending.kind == RequestKind::Check => {
+                self.timers.stop(Timer::Refresh);
+                self.publish(now, Cause::TakeOver);
+            }
             // A REGISTER is already under way.
             _ => self.publish(now, Cause::TakeOver),
         }

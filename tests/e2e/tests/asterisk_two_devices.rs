@@ -155,6 +155,19 @@ fn two_devices_on_one_extension_each_report_the_other() {
         assert_eq!(reports, 1);
     }
 
+    // "Use this computer" on the first (SIGUSR1): the episode ends and it registers at once.
+    first.signal(nix::sys::signal::Signal::SIGUSR1).unwrap();
+    let took = first
+        .wait_for(
+            |e| e["event"] == "status" && e["cause"] == "take_over",
+            WAIT,
+        )
+        .unwrap();
+    assert!(took["extension_in_use"].is_null(), "{took}");
+    assert!(took["problem"].is_null(), "{took}");
+    let registered = first.wait_for(|e| e["event"] == "status", WAIT).unwrap();
+    assert_eq!(registered["state"], "registered", "{registered}");
+
     // "Stop here" on the second: it removes only its own binding; the first keeps registering.
     second.interrupt().unwrap();
     assert!(second.wait_exit(WAIT).unwrap().success());

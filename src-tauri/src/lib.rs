@@ -25,6 +25,7 @@ pub fn run() {
             commands::save_settings,
             commands::register,
             commands::unregister,
+            commands::take_over,
             commands::clear_trace,
         ])
         .setup(|app| {

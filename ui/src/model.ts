@@ -128,13 +128,27 @@ export function transportName(t: string | null | undefined): string {
   return TRANSPORT_NAMES[t] ?? t.toUpperCase();
 }
 
+/** While another device holds the extension, "registered" is not the whole truth. */
+const IN_USE_LOOK: StateLook = {
+  label: 'Extension in use elsewhere',
+  icon: 'arrows',
+  tone: 'warn',
+  summary: 'Another device took this extension: calls may go there instead of this computer.',
+};
+
+/** The look of a status: its state's, unless another device holds the extension. */
+export function lookOfStatus(status: StatusEvent): StateLook {
+  if (status.extension_in_use && status.state === 'registered') return IN_USE_LOOK;
+  return lookOf(status.state);
+}
+
 export function statusView(
   status: StatusEvent,
   stateSince: number,
   now: number,
   iface: string | null,
 ): StatusView {
-  const look = lookOf(status.state);
+  const look = lookOfStatus(status);
   const rows: DetailRow[] = [];
   const countdown = countdownOf(status, now);
   if (countdown) rows.push({ key: 'countdown', label: countdown.label, value: countdown.value });

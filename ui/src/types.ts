@@ -26,6 +26,7 @@ export const PROBLEM_CODES = [
   'invalid_response',
   'credentials',
   'invalid_settings',
+  'extension_in_use',
 ] as const;
 export type KnownProblemCode = (typeof PROBLEM_CODES)[number];
 
@@ -57,6 +58,27 @@ export interface ExpiryAdjustment {
   message: string;
 }
 
+/** A device other than this computer holding a binding of the extension. */
+export interface OtherDevice {
+  contact: string;
+  /** "ip:port" where the registrar sees it, when known. */
+  address: string | null;
+  user_agent: string | null;
+  expires_in: number | null;
+}
+
+/** Set on a status while another device holds the extension instead of this computer. */
+export interface ExtensionInUse {
+  account: string;
+  others: OtherDevice[];
+  /** "binding_check" | "qualify_stopped" | "registration"; kept as string. */
+  detected_by: string;
+  /** What happened, naming the other device. */
+  message: string;
+  /** What "Use this computer" does. */
+  take_over_note: string;
+}
+
 /** Payload of the `status` event and `UiState.status`. */
 export interface StatusEvent {
   at: string;
@@ -74,6 +96,8 @@ export interface StatusEvent {
   problem: Problem | null;
   bindings: BindingInfo[];
   expiry_adjusted?: ExpiryAdjustment | null;
+  /** Absent from an older backend. */
+  extension_in_use?: ExtensionInUse | null;
 }
 
 export interface TimelineEntry {

@@ -1,6 +1,9 @@
 //! `vicifast-cli`: the registration engine without a window, for support staff, scripts, tests and
 //! benchmarks.
 //!
+//! With `register`, SIGINT or SIGTERM unregister and exit ("stop here"); on Unix, SIGUSR1 answers
+//! "use this computer" when another device took the extension (`extension_in_use`).
+//!
 //! Exit codes: 0 done (or stopped by SIGINT/SIGTERM after unregistering), 1 the registration or
 //! query failed in a way retrying will not fix, 2 bad usage.
 
@@ -29,6 +32,10 @@ struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Print every SIP message sent and received (credentials redacted): on stderr, or as
+    /// `trace` events on stdout with --json.
+    #[arg(long, global = true)]
+    trace: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,12 +46,10 @@ enum Command {
     Register {
         #[command(flatten)]
         account: AccountArgs,
-        /// One JSON object per status change on stdout.
+        /// One JSON object per engine event on stdout (status changes, incoming calls, another
+        /// device on the extension, …), each with an `event` field.
         #[arg(long)]
         json: bool,
-        /// Print every SIP message sent and received on stderr (credentials redacted).
-        #[arg(long)]
-        trace: bool,
     },
     /// Remove this machine's bindings of the extension, then exit.
     Unregister {
@@ -114,6 +119,11 @@ struct AccountArgs {
     /// Longest backoff, in seconds (RFC 5626 max-time).
     #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     backoff_cap: u64,
+    /// How often, in seconds (jittered ±25 %), to ask the registrar which bindings the extension
+    /// has, to notice another device taking it (`extension_in_use`); 0 never asks.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    binding_check_interval: u64,
 }
 
 /// The lifetime goes through the one validation (`vicifast_core::validate`) as clap parses it;
@@ -224,6 +234,8 @@ impl AccountArgs {
         config.instance_id = self.instance_id.clone();
         config.backoff_base = Duration::from_secs(self.backoff_base);
         config.backoff_cap = Duration::from_secs(self.backoff_cap.max(self.backoff_base));
+        config.binding_check_interval = (self.binding_check_interval > 0)
+            .then(|| Duration::from_secs(self.binding_check_interval));
         config
     }
 
@@ -254,7 +266,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    run(&runtime, cli.command)
+    run(&runtime, cli.command, cli.trace)
 }
 
 fn init_logging(verbose: u8) {
@@ -280,13 +292,17 @@ fn usage_error(err: &UsageError) -> ExitCode {
 
 /// Settings and keychain lookups happen here, outside the runtime: the keychain is blocking
 /// (D-Bus on Linux) and its client may start a runtime of its own, which tokio forbids inside one.
-fn run(runtime: &tokio::runtime::Runtime, command: Command) -> ExitCode {
+fn run(runtime: &tokio::runtime::Runtime, command: Command, trace: bool) -> ExitCode {
+    let show_trace =
+        |entry: &vicifast_engine::Stamped<vicifast_engine::TraceEntry>, json: bool| match (
+            trace, json,
+        ) {
+            (false, _) => {}
+            (true, true) => output::json_line(&EngineEvent::Trace(entry.clone())),
+            (true, false) => output::trace(entry),
+        };
     match command {
-        Command::Register {
-            account,
-            json,
-            trace,
-        } => {
+        Command::Register { account, json } => {
             let (config, password, options) = match account.resolve(json) {
                 Ok(resolved) => resolved,
                 Err(code) => return code,
@@ -298,8 +314,11 @@ fn run(runtime: &tokio::runtime::Runtime, command: Command) -> ExitCode {
                 Ok(resolved) => resolved,
                 Err(code) => return code,
             };
-            let removed = runtime.block_on(vicifast_engine::remove_local_bindings(
-                config, password, options,
+            let removed = runtime.block_on(vicifast_engine::remove_local_bindings_traced(
+                config,
+                password,
+                options,
+                |entry| show_trace(entry, json),
             ));
             match removed {
                 Ok(removed) => {
@@ -314,7 +333,13 @@ fn run(runtime: &tokio::runtime::Runtime, command: Command) -> ExitCode {
                 Ok(resolved) => resolved,
                 Err(code) => return code,
             };
-            match runtime.block_on(vicifast_engine::list_bindings(config, password, options)) {
+            let listed = runtime.block_on(vicifast_engine::list_bindings_traced(
+                config,
+                password,
+                options,
+                |entry| show_trace(entry, json),
+            ));
+            match listed {
                 Ok(bindings) => {
                     output::bindings(&bindings, json);
                     ExitCode::SUCCESS
@@ -339,15 +364,17 @@ async fn register(
     let mut failed = false;
     let mut line = output::LiveLine::new(std::io::stdout().is_terminal() && !json);
     let mut shutdown = Box::pin(shutdown_signal());
+    let mut take_over = take_over_signal();
     loop {
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { break };
+                if json && (trace || !matches!(event, EngineEvent::Trace(_))) {
+                    output::json_line(&event);
+                }
                 match event {
                     EngineEvent::Status(status) => {
-                        if json {
-                            output::json_line(&status);
-                        } else {
+                        if !json {
                             line.show(&status);
                         }
                         // Nothing more will happen without the user: report and leave.
@@ -364,8 +391,16 @@ async fn register(
                             vicifast_engine::escape(&call.inner.from)
                         ));
                     }
-                    EngineEvent::Trace(entry) if trace => output::trace(&entry),
+                    EngineEvent::ExtensionInUse(info) if !json => {
+                        line.message(&output::extension_in_use(&info.inner, std::process::id()));
+                    }
+                    EngineEvent::Trace(entry) if trace && !json => output::trace(&entry),
                     _ => {}
+                }
+            }
+            () = next_signal(&mut take_over), if registration.is_some() => {
+                if let Some(r) = &registration {
+                    r.take_over();
                 }
             }
             () = &mut shutdown, if stopping.is_none() => {
@@ -384,6 +419,34 @@ async fn register(
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// SIGUSR1 answers "use this computer" when another device took the extension.
+#[cfg(unix)]
+fn take_over_signal() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok()
+}
+
+#[cfg(not(unix))]
+fn take_over_signal() -> Option<()> {
+    None
+}
+
+#[cfg(unix)]
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    let received = match signal {
+        Some(s) => s.recv().await.is_some(),
+        None => false,
+    };
+    if !received {
+        *signal = None;
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_signal(_: &mut Option<()>) {
+    std::future::pending().await
 }
 
 /// Resolves on SIGINT or SIGTERM (Ctrl-C or Ctrl-Break elsewhere).

@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 use vicifast_engine::{
-    escape_uncut, BindingInfo, Problem, RegistrationState, Stamped, Status, TraceEntry,
+    escape_uncut, BindingInfo, ExtensionInUse, Problem, RegistrationState, Stamped, Status,
+    TraceEntry,
 };
 
 pub fn json_line<T: serde::Serialize>(value: &T) {
@@ -155,4 +156,17 @@ pub fn query_failed(problem: &Problem, json: bool) -> ExitCode {
         problem.message, problem.action, problem.code, problem.detail
     );
     ExitCode::from(1)
+}
+
+/// The note printed (on stderr) when another device took the extension, with the two choices.
+pub fn extension_in_use(info: &ExtensionInUse, pid: u32) -> String {
+    let choice = if cfg!(unix) {
+        format!("Use this computer: kill -USR1 {pid}. Stop here: Ctrl-C.")
+    } else {
+        "Stop here: Ctrl-C.".to_owned()
+    };
+    format!(
+        "{} {} {choice} [extension_in_use]",
+        info.message, info.take_over_note
+    )
 }

@@ -241,6 +241,9 @@ pub struct AccountConfig {
     /// Keep-alive interval on TCP/TLS flows (RFC 5626 CRLFCRLF ping, CRLF pong). Kamailio and
     /// OpenSIPS close a TCP connection idle for 120 s by default: 90 s stays well inside that.
     pub keepalive_stream: Duration,
+    /// How often, roughly (jittered ±25 %), to ask the registrar between refreshes which
+    /// bindings the extension has, to notice another device taking it; `None` never asks.
+    pub binding_check_interval: Option<Duration>,
 }
 
 impl AccountConfig {
@@ -263,6 +266,7 @@ impl AccountConfig {
             timers: TransactionTimers::default(),
             keepalive_udp: Duration::from_secs(25),
             keepalive_stream: Duration::from_secs(90),
+            binding_check_interval: Some(Duration::from_secs(120)),
         }
     }
 

@@ -23,6 +23,7 @@ use vicifast_core::{
 pub(crate) enum Command {
     SetPassword(Password),
     RetryNow,
+    TakeOver,
     NetworkChanged,
     Stop(oneshot::Sender<()>),
 }
@@ -154,6 +155,7 @@ impl Driver {
                 command = commands.recv(), if commands_open => match command {
                     Some(Command::SetPassword(password)) => self.core.set_password(now(), password),
                     Some(Command::RetryNow) => self.core.retry_now(now()),
+                    Some(Command::TakeOver) => self.core.take_over(now()),
                     Some(Command::NetworkChanged) => self.check_network(),
                     Some(Command::Stop(done)) => {
                         stop_waiters.push(done);
@@ -291,6 +293,8 @@ impl Driver {
             Event::Removed(removed) => {
                 EngineEvent::Removed(Stamped::now(RemovedContacts { removed }))
             }
+            Event::ExtensionInUse(info) => EngineEvent::ExtensionInUse(Stamped::now(info)),
+            Event::ExpiryAdjusted(adjusted) => EngineEvent::ExpiryAdjusted(Stamped::now(adjusted)),
             Event::Finished => return,
             _ => return,
         };

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 use std::time::SystemTime;
-use vicifast_core::{BindingInfo, IncomingCall, Status, TraceEntry};
+use vicifast_core::{
+    BindingInfo, ExpiryAdjustment, ExtensionInUse, IncomingCall, Status, TraceEntry,
+};
 
 /// A value with the moment it was produced (RFC 3339, UTC, milliseconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,7 +40,8 @@ pub struct RemovedContacts {
     pub removed: Vec<String>,
 }
 
-/// Everything a running registration reports.
+/// Everything a running registration reports. Serialised (as the CLI's `--json` lines), each
+/// event is one object whose `event` field names the variant in snake case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -48,4 +51,8 @@ pub enum EngineEvent {
     Trace(Stamped<TraceEntry>),
     Bindings(Stamped<BindingList>),
     Removed(Stamped<RemovedContacts>),
+    /// Another device took the extension (once per episode; statuses carry it meanwhile).
+    ExtensionInUse(Stamped<ExtensionInUse>),
+    /// The registrar granted a lifetime the engine refreshes by another (when it changes).
+    ExpiryAdjusted(Stamped<ExpiryAdjustment>),
 }

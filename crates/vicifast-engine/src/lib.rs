@@ -35,9 +35,9 @@ mod tls;
 pub use events::{BindingList, EngineEvent, RemovedContacts, Stamped};
 pub use vicifast_core::drop_log::{escape, escape_uncut};
 pub use vicifast_core::{
-    validate, AccountConfig, AddressError, BindingInfo, Cause, Direction, IncomingCall, Password,
-    Problem, ProblemCode, RegistrationState, ServerAddress, Status, TraceEntry, Transport,
-    ValidationError,
+    validate, AccountConfig, AddressError, BindingInfo, Cause, Direction, ExpiryAdjustment,
+    ExtensionInUse, InUseDetection, IncomingCall, OtherDevice, Password, Problem, ProblemCode,
+    RegistrationState, ServerAddress, Status, TraceEntry, Transport, ValidationError,
 };
 
 use driver::{os_seed, Command, Driver};
@@ -90,6 +90,12 @@ impl Registration {
         let _ = self.commands.send(Command::RetryNow);
     }
 
+    /// Another device took the extension and the user chose this computer: register now. The
+    /// other device takes it back at its next refresh unless it is signed out.
+    pub fn take_over(&self) {
+        let _ = self.commands.send(Command::TakeOver);
+    }
+
     /// The network changed (new address, new route). The engine watches the network itself;
     /// this is for embedders that learn of changes another way.
     pub fn network_changed(&self) {
@@ -118,6 +124,7 @@ async fn run_once<T>(
     password: Password,
     options: DriverOptions,
     purpose: Purpose,
+    mut on_trace: impl FnMut(&Stamped<TraceEntry>),
     answer: impl Fn(EngineEvent) -> Option<T>,
 ) -> Result<T, QueryError> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -128,6 +135,9 @@ async fn run_once<T>(
     while let Ok(event) = events_rx.try_recv() {
         if let EngineEvent::Status(status) = &event {
             problem = status.inner.problem.clone();
+        }
+        if let EngineEvent::Trace(entry) = &event {
+            on_trace(entry);
         }
         if let Some(found) = answer(event) {
             return Ok(found);
@@ -142,11 +152,22 @@ pub async fn list_bindings(
     password: Password,
     options: DriverOptions,
 ) -> Result<Vec<BindingInfo>, QueryError> {
+    list_bindings_traced(config, password, options, |_| {}).await
+}
+
+/// [`list_bindings`], handing every SIP message sent and received to `on_trace`.
+pub async fn list_bindings_traced(
+    config: AccountConfig,
+    password: Password,
+    options: DriverOptions,
+    on_trace: impl FnMut(&Stamped<TraceEntry>),
+) -> Result<Vec<BindingInfo>, QueryError> {
     run_once(
         config,
         password,
         options,
         Purpose::ListBindings,
+        on_trace,
         |e| match e {
             EngineEvent::Bindings(list) => Some(list.inner.bindings),
             _ => None,
@@ -161,11 +182,22 @@ pub async fn remove_local_bindings(
     password: Password,
     options: DriverOptions,
 ) -> Result<Vec<String>, QueryError> {
+    remove_local_bindings_traced(config, password, options, |_| {}).await
+}
+
+/// [`remove_local_bindings`], handing every SIP message sent and received to `on_trace`.
+pub async fn remove_local_bindings_traced(
+    config: AccountConfig,
+    password: Password,
+    options: DriverOptions,
+    on_trace: impl FnMut(&Stamped<TraceEntry>),
+) -> Result<Vec<String>, QueryError> {
     run_once(
         config,
         password,
         options,
         Purpose::RemoveLocal,
+        on_trace,
         |e| match e {
             EngineEvent::Removed(list) => Some(list.inner.removed),
             _ => None,

@@ -1,7 +1,7 @@
 //! Desktop notifications: when the registration is lost, and when it is back.
 
 use crate::state::View;
-use vicifast_engine::{Cause, RegistrationState, Status};
+use vicifast_engine::{Cause, ExtensionInUse, RegistrationState, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -54,6 +54,18 @@ pub fn on_change(
             })
         }
         _ => None,
+    }
+}
+
+/// Another device took the extension of `who`: one notice per episode (the engine reports each
+/// episode once), with the choice the window and the tray menu offer.
+pub fn on_extension_in_use(who: &str, info: &ExtensionInUse) -> Notice {
+    Notice {
+        title: "Extension in use on another device".to_owned(),
+        body: format!(
+            "{who}: {} Open VICIfast to choose: use this computer, or stop here.",
+            info.message
+        ),
     }
 }
 
@@ -110,6 +122,27 @@ mod tests {
             back.map(|n| n.title),
             Some("Phone registered again".to_owned())
         );
+    }
+
+    #[test]
+    fn another_device_is_named_in_the_notice() {
+        let info = ExtensionInUse::new(
+            "default",
+            vec![vicifast_engine::OtherDevice {
+                contact: "sip:101@198.18.5.5:5062".to_owned(),
+                address: Some("198.18.5.5:5062".to_owned()),
+                user_agent: Some("MicroSIP/3.21".to_owned()),
+                expires_in: None,
+            }],
+            vicifast_engine::InUseDetection::BindingCheck,
+        );
+        let n = on_extension_in_use("Extension 101", &info);
+        assert!(
+            n.body.contains("MicroSIP/3.21 at 198.18.5.5:5062"),
+            "{}",
+            n.body
+        );
+        assert!(n.body.contains("use this computer"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The "Recent events" timeline: status changes and incoming calls in plain words.
 
 use serde::Serialize;
-use vicifast_engine::{Cause, IncomingCall, RegistrationState, Stamped, Status};
+use vicifast_engine::{Cause, ExtensionInUse, IncomingCall, RegistrationState, Stamped, Status};
 
 /// One line of the timeline (`TimelineEntry` in the IPC contract).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,6 +93,14 @@ pub fn from_status(
         kind: kind.to_owned(),
         text,
     })
+}
+
+pub fn from_extension_in_use(info: &Stamped<ExtensionInUse>) -> TimelineEntry {
+    TimelineEntry {
+        at: info.at.clone(),
+        kind: "extension_in_use".to_owned(),
+        text: info.inner.message.clone(),
+    }
 }
 
 pub fn from_call(call: &Stamped<IncomingCall>) -> TimelineEntry {

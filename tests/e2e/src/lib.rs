@@ -12,7 +12,7 @@ mod tools;
 
 pub use cli::{Cli, CliError, Finished, PASSWORD_ENV};
 pub use registrar::{
-    Binding, HarnessError, RegisterAttempt, Registrar, RegistrarOptions, Transport,
+    AsteriskHabits, Binding, HarnessError, RegisterAttempt, Registrar, RegistrarOptions, Transport,
 };
 
 use rand::distributions::{Alphanumeric, DistString};

@@ -142,3 +142,37 @@ describe('headerOf', () => {
     expect(headerOf(null, null)).toEqual({ extension: '—', server: '—' });
   });
 });
+
+describe('another device on the extension', () => {
+  const inUse = {
+    account: 'default',
+    others: [
+      {
+        contact: 'sip:101@198.18.5.5:5062',
+        address: '198.18.5.5:5062',
+        user_agent: null,
+        expires_in: 300,
+      },
+    ],
+    detected_by: 'binding_check',
+    message:
+      'Another device (198.18.5.5:5062) is registered on this extension instead of this computer.',
+    take_over_note: 'Use this computer registers the extension here now.',
+  };
+
+  it('does not show "Registered" as the whole truth', () => {
+    const view = statusView(status({ extension_in_use: inUse }), T0, T0, null);
+    expect(view.look.label).toBe('Extension in use elsewhere');
+    expect(view.look.tone).toBe('warn');
+    expect(view.announcement).toContain('Another device took this extension');
+  });
+
+  it('leaves other states and statuses without it alone', () => {
+    expect(statusView(status(), T0, T0, null).look.label).toBe('Registered');
+    expect(statusView(status({ extension_in_use: null }), T0, T0, null).look.label).toBe(
+      'Registered',
+    );
+    const failed = status({ state: 'failed', extension_in_use: inUse });
+    expect(statusView(failed, T0, T0, null).look.label).toBe('Not registered — failed');
+  });
+});

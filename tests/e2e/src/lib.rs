@@ -8,6 +8,7 @@ mod cli;
 pub mod netns;
 mod registrar;
 mod tools;
+pub mod wine;
 
 pub use cli::{Cli, CliError, Finished, PASSWORD_ENV};
 pub use registrar::{

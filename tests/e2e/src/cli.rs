@@ -174,7 +174,12 @@ impl Cli {
         password: &str,
         timeout: Duration,
     ) -> Result<Finished, String> {
-        Self::run_program(Self::binary().map_err(|e| e.to_string())?, args, password, timeout)
+        Self::run_program(
+            Self::binary().map_err(|e| e.to_string())?,
+            args,
+            password,
+            timeout,
+        )
     }
 
     /// Like [`Cli::run`] with another program in the CLI's place (e.g. Wine running the

@@ -6,8 +6,9 @@
 //! Linux end-to-end run does not start Wine a second time, and skip with a message otherwise.
 
 use crate::{Cli, CliError, Finished};
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 /// Set by `make test-windows-e2e`: run the Wine tests.
@@ -19,6 +20,8 @@ pub const CLI_EXE_ENV: &str = "VICIFAST_CLI_EXE";
 pub struct Wine {
     prefix: PathBuf,
     cli_exe: PathBuf,
+    /// Holds a private copy of the prefix ([`Wine::private_copy`]) until dropped.
+    _own: Option<tempfile::TempDir>,
 }
 
 impl Wine {
@@ -47,7 +50,38 @@ impl Wine {
                 cli_exe.display()
             ));
         }
-        Ok(Wine { prefix, cli_exe })
+        Ok(Wine {
+            prefix,
+            cli_exe,
+            _own: None,
+        })
+    }
+
+    /// A prefix of this test's own (its own wineserver and registry), as a hard-linked copy of
+    /// the prepared one: Wine replaces the files it changes, so the copy never writes through.
+    pub fn private_copy(&self) -> Result<Wine, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("vicifast-wine-own.")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let copy = dir.path().join("prefix");
+        let output = Command::new("cp")
+            .arg("-al")
+            .arg(&self.prefix)
+            .arg(&copy)
+            .output()
+            .map_err(|e| format!("cp: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "copying the prefix: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(Wine {
+            prefix: copy,
+            cli_exe: self.cli_exe.clone(),
+            _own: Some(dir),
+        })
     }
 
     pub fn prefix(&self) -> &Path {
@@ -67,20 +101,17 @@ impl Wine {
 
     /// `vicifast-cli.exe <args> --password-env …` under Wine (see [`Cli::spawn`]).
     pub fn spawn_cli<S: AsRef<OsStr>>(&self, args: &[S], password: &str) -> Result<Cli, CliError> {
-        Cli::spawn_program(wine_program(), &self.exe_args(args), password)
+        Cli::spawn_program(bash(), &self.wine_args(LAUNCH, args), password)
     }
 
     /// `vicifast-cli.exe <args>` under Wine without the `--password-env` flag the runner adds
     /// (a saved account's password comes from Credential Manager alone).
     pub fn spawn_cli_without_password<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<Cli, CliError> {
-        let mut sh_args: Vec<std::ffi::OsString> = vec![
-            "-c".into(),
-            // The last two arguments are `--password-env VAR`.
-            "exec wine \"${@:1:$(($# - 2))}\"".into(),
-            "vicifast-cli-under-wine".into(),
-        ];
-        sh_args.extend(self.exe_args(args));
-        Cli::spawn_program(PathBuf::from("/bin/bash"), &sh_args, "not-the-password")
+        Cli::spawn_program(
+            bash(),
+            &self.wine_args(LAUNCH_WITHOUT_PASSWORD, args),
+            "not-the-password",
+        )
     }
 
     /// A one-shot command (`bindings`, `account set`, …) under Wine, to its end.
@@ -90,18 +121,59 @@ impl Wine {
         password: &str,
         timeout: Duration,
     ) -> Result<Finished, String> {
-        Cli::run_program(wine_program(), &self.exe_args(args), password, timeout)
+        Cli::run_program(bash(), &self.wine_args(LAUNCH, args), password, timeout)
     }
 
-    fn exe_args<S: AsRef<OsStr>>(&self, args: &[S]) -> Vec<std::ffi::OsString> {
-        let mut all = vec![self.cli_exe.clone().into_os_string()];
+    /// A Windows program (`reg`, `cmd`, …) under Wine, to its end, with its output.
+    pub fn run(&self, args: &[&str], timeout: Duration) -> Result<Output, String> {
+        let mut cmd = Command::new("wine");
+        cmd.args(args).env("WINEPREFIX", &self.prefix);
+        crate::tools::run_with_deadline(&mut cmd, timeout)
+            .map_err(|e| format!("wine {args:?}: {e}"))
+    }
+
+    /// Waits until the prefix's wineserver has exited (which saves the registry to its files):
+    /// every program of this prefix must have ended first.
+    pub fn wait_for_wineserver_exit(&self, timeout: Duration) -> Result<(), String> {
+        let mut cmd = Command::new("wineserver");
+        cmd.arg("-w").env("WINEPREFIX", &self.prefix);
+        crate::tools::run_with_deadline(&mut cmd, timeout)
+            .map(drop)
+            .map_err(|e| format!("wineserver -w: {e}"))
+    }
+
+    /// bash's arguments: the launch script, then the prefix, the exe and `args`.
+    fn wine_args<S: AsRef<OsStr>>(&self, script: &str, args: &[S]) -> Vec<OsString> {
+        let mut all: Vec<OsString> = vec![
+            "-c".into(),
+            script.into(),
+            self.prefix.clone().into_os_string(),
+            self.cli_exe.clone().into_os_string(),
+        ];
         all.extend(args.iter().map(|a| a.as_ref().to_owned()));
         all
     }
 }
 
-fn wine_program() -> PathBuf {
-    crate::tools::find_program("wine").unwrap_or_else(|| PathBuf::from("wine"))
+impl Drop for Wine {
+    fn drop(&mut self) {
+        if self._own.is_some() {
+            let _ = Command::new("wineserver")
+                .arg("-k")
+                .env("WINEPREFIX", &self.prefix)
+                .output();
+        }
+    }
+}
+
+/// `bash -c LAUNCH <prefix> <exe> <args…>`: exec keeps the pid, so a signal to the child reaches
+/// the Windows program (Wine turns SIGINT into the console's Ctrl-C event).
+const LAUNCH: &str = "export WINEPREFIX=\"$0\"; exec wine \"$@\"";
+/// The same without the last two arguments (the runner's `--password-env VAR`).
+const LAUNCH_WITHOUT_PASSWORD: &str = "export WINEPREFIX=\"$0\"; exec wine \"${@:1:$(($# - 2))}\"";
+
+fn bash() -> PathBuf {
+    PathBuf::from("/bin/bash")
 }
 
 /// `path` as a Windows program under Wine names it: Wine's drive Z: is the Linux root.

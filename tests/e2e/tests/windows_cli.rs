@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
 use std::path::Path;
-use std::time::SystemTime;
 use vicifast_e2e::wine::{windows_path, Wine};
 use vicifast_e2e::{
     account_args, registrar_with_user, Finished, Registrar, RegistrarOptions, Transport, WAIT,
@@ -138,8 +137,9 @@ fn windows_cli_refuses_an_unknown_ca() {
     assert!(registrar.bindings(&ext).unwrap().is_empty());
 }
 
-/// Every file under `dir` changed since `since` that holds `needle`.
-fn files_holding(dir: &Path, needle: &[u8], since: SystemTime) -> Vec<String> {
+/// Every file under `dir` that holds `needle` (the system DLLs are skipped: hard links to the
+/// shared prefix's, which no test writes).
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(dir) = stack.pop() {
@@ -152,7 +152,7 @@ fn files_holding(dir: &Path, needle: &[u8], since: SystemTime) -> Vec<String> {
             };
             if meta.is_dir() {
                 stack.push(entry.path());
-            } else if meta.is_file() && meta.modified().is_ok_and(|m| m >= since) {
+            } else if meta.is_file() && !is_system_file(&entry.path()) {
                 let data = std::fs::read(entry.path()).unwrap_or_default();
                 if data.windows(needle.len()).any(|w| w == needle) {
                     found.push(entry.path().display().to_string());
@@ -163,13 +163,39 @@ fn files_holding(dir: &Path, needle: &[u8], since: SystemTime) -> Vec<String> {
     found
 }
 
+/// The account's entries in Credential Manager, which Wine keeps in the registry.
+fn credential_manager_entries(wine: &Wine, account: &str) -> Vec<String> {
+    let out = wine
+        .run(
+            &["reg", "query", r"HKCU\Software\Wine\Credential Manager"],
+            WAIT,
+        )
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(account))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn is_system_file(path: &Path) -> bool {
+    let text = path.to_string_lossy();
+    [
+        "/windows/system32/",
+        "/windows/syswow64/",
+        "/windows/Microsoft.NET/",
+    ]
+    .iter()
+    .any(|dir| text.contains(dir))
+}
+
 #[test]
 fn windows_saved_account_uses_credential_manager() {
-    let Some(wine) = wine_or_skip("windows_saved_account_uses_credential_manager") else {
+    let Some(shared) = wine_or_skip("windows_saved_account_uses_credential_manager") else {
         return;
     };
-    // A second's margin: some filesystems keep coarse modification times.
-    let since = SystemTime::now() - std::time::Duration::from_secs(1);
+    // A prefix of its own, so its wineserver can be waited out and the registry read from disk.
+    let wine = shared.private_copy().unwrap();
     let (registrar, ext, password) = registrar_with_user(RegistrarOptions::default());
     let name = format!("desk {ext}");
     let mut set = vec!["account".to_owned(), "set".to_owned(), name.clone()];
@@ -181,6 +207,11 @@ fn windows_saved_account_uses_credential_manager() {
     let file = std::fs::read_to_string(&settings)
         .unwrap_or_else(|e| panic!("settings not at %APPDATA%\\vicifast: {e}"));
     assert!(file.contains(&format!("extension = \"{ext}\"")), "{file}");
+    assert!(!file.contains(&password), "password in the settings file");
+    assert!(
+        !credential_manager_entries(&wine, &name).is_empty(),
+        "no Credential Manager entry for {name}"
+    );
 
     let mut cli = wine
         .spawn_cli_without_password(&["register", "--account", &name, "--json"])
@@ -191,16 +222,25 @@ fn windows_saved_account_uses_credential_manager() {
     assert!(cli.wait_exit(WAIT).unwrap().success(), "{}", cli.stderr());
     assert!(registrar.bindings(&ext).unwrap().is_empty());
 
-    // Wine keeps Credential Manager in the prefix's registry files; the password is in no file
-    // in plain text (nor UTF-16, as Windows APIs would hold it).
+    // The wineserver writes the registry (Credential Manager included) to the prefix's files
+    // when it exits; then no file holds the password, as UTF-8 or as UTF-16 (Windows' own).
+    wine.wait_for_wineserver_exit(WAIT).unwrap();
     let utf16: Vec<u8> = password.encode_utf16().flat_map(u16::to_le_bytes).collect();
     for needle in [password.as_bytes(), utf16.as_slice()] {
-        let holding = files_holding(wine.prefix(), needle, since);
+        let holding = files_holding(wine.prefix(), needle);
         assert!(holding.is_empty(), "the password is in {holding:?}");
     }
 
-    let removed = wine
-        .run_cli(&["account", "remove", &name], &password, WAIT)
+    let mut removed = wine
+        .spawn_cli_without_password(&["account", "remove", &name])
         .unwrap();
-    assert!(removed.status.success(), "account remove: {removed:?}");
+    assert!(
+        removed.wait_exit(WAIT).unwrap().success(),
+        "{}",
+        removed.stderr()
+    );
+    assert!(
+        credential_manager_entries(&wine, &name).is_empty(),
+        "Credential Manager still holds {name}"
+    );
 }

@@ -32,13 +32,13 @@ windows: windows-deps $(if $(wildcard mk/app.mk),app-deps)
 	  $(WINDOWS_OUT)/release/vicifast.exe $(WINDOWS_DIST)/
 	@# webview2-com-sys leaves the loader DLL for the target's architecture in its build output.
 	cp "$$(find $(TARGET_DIR) $${CARGO_BUILD_BUILD_DIR:-} -path '*x64/WebView2Loader.dll' \
-	  -newer Cargo.toml 2>/dev/null | head -1)" $(WINDOWS_DIST)/WebView2Loader.dll
+	  -printf '%T@ %p\n' 2>/dev/null | sort -rn | head -1 | cut -d' ' -f2-)" $(WINDOWS_DIST)/WebView2Loader.dll
 	@ls -l $(WINDOWS_DIST)
 
 lint-windows: windows-deps $(if $(wildcard mk/app.mk),app-deps)
 	$(CARGO) clippy --target $(WINDOWS_TARGET) $(addprefix -p ,$(WINDOWS_CRATES)) --all-targets -- -D warnings
 
-test-windows: test-windows-unit test-windows-e2e
+test-windows: test-windows-unit test-windows-e2e test-windows-msi
 
 # Unit tests built for Windows (debug) and run by Wine, one private prefix for the run.
 test-windows-unit: windows-deps
@@ -53,3 +53,24 @@ test-windows-e2e: windows-deps deps-engine
 	$(CARGO) build -p vicifast-e2e --tests
 	VICIFAST_WINDOWS_E2E=1 tests/windows/run-under-wine.sh \
 	  $(CARGO) test -p vicifast-e2e --test windows_cli --no-fail-fast
+
+# The MSI (wixl from msitools; installer/windows/): per user by default, per machine with
+# ALLUSERS=1, upgrades in place. Built from the release programs of `make windows`.
+MSI_PACKAGES := wixl msitools
+WINDOWS_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+WINDOWS_MSI := $(WINDOWS_DIST)/VICIfast-$(WINDOWS_VERSION).msi
+.PHONY: msi test-windows-msi
+
+msi: windows
+	@scripts/ensure-packages.sh $(MSI_PACKAGES)
+	installer/windows/build-msi.sh $(WINDOWS_DIST) $(WINDOWS_VERSION) $(WINDOWS_MSI)
+	@ls -l $(WINDOWS_MSI)
+
+# Install, upgrade (from the same programs packaged as 0.0.1) and uninstall under Wine.
+test-windows-msi: msi deps-engine
+	mkdir -p $(WINDOWS_OUT)/msi-older
+	installer/windows/build-msi.sh $(WINDOWS_DIST) 0.0.1 $(WINDOWS_OUT)/msi-older/VICIfast-0.0.1.msi
+	$(CARGO) build --target $(WINDOWS_TARGET) -p vicifast-cli
+	VICIFAST_WINDOWS_E2E=1 VICIFAST_MSI=$(CURDIR)/$(WINDOWS_MSI) \
+	  VICIFAST_MSI_OLDER=$(WINDOWS_OUT)/msi-older/VICIfast-0.0.1.msi \
+	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_msi --no-fail-fast

@@ -84,18 +84,39 @@ impl Wine {
         })
     }
 
+    /// The same prefix, running `exe` (e.g. the copy an installer put in place) as the CLI.
+    pub fn with_cli_exe(mut self, exe: PathBuf) -> Wine {
+        self.cli_exe = exe;
+        self
+    }
+
+    /// The Windows `vicifast-cli.exe` this runs, as a Linux path.
+    pub fn cli_exe(&self) -> &Path {
+        &self.cli_exe
+    }
+
     pub fn prefix(&self) -> &Path {
         &self.prefix
     }
 
     /// `%APPDATA%` of the prefix's user, as a Linux path.
     pub fn appdata(&self) -> Result<PathBuf, String> {
+        Ok(self.user_profile()?.join("AppData/Roaming"))
+    }
+
+    /// `%LOCALAPPDATA%` of the prefix's user, as a Linux path.
+    pub fn local_appdata(&self) -> Result<PathBuf, String> {
+        Ok(self.user_profile()?.join("AppData/Local"))
+    }
+
+    /// `%USERPROFILE%` of the prefix's user (the Linux user's name), as a Linux path.
+    fn user_profile(&self) -> Result<PathBuf, String> {
         let users = self.prefix.join("drive_c/users");
         let entries = std::fs::read_dir(&users).map_err(|e| format!("{}: {e}", users.display()))?;
         entries
             .filter_map(Result::ok)
-            .map(|e| e.path().join("AppData/Roaming"))
-            .find(|p| p.is_dir() && !p.starts_with(users.join("Public")))
+            .map(|e| e.path())
+            .find(|p| p.join("AppData/Roaming").is_dir() && !p.ends_with("Public"))
             .ok_or_else(|| format!("no user with AppData under {}", users.display()))
     }
 

@@ -74,3 +74,14 @@ test-windows-msi: msi deps-engine
 	VICIFAST_WINDOWS_E2E=1 VICIFAST_MSI=$(CURDIR)/$(WINDOWS_MSI) \
 	  VICIFAST_MSI_OLDER=$(WINDOWS_OUT)/msi-older/VICIfast-0.0.1.msi \
 	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_msi --no-fail-fast
+
+# bench-register's figures for the release vicifast-cli.exe under Wine (start to `registered`,
+# and the resident memory of the Wine process that runs it).
+.PHONY: bench-windows
+bench-windows: windows deps-engine
+	$(CARGO) build --release -p vicifast-e2e --bins
+	printf '#!/bin/sh\nexec wine "%s" "$$@"\n' "$(CURDIR)/$(WINDOWS_DIST)/vicifast-cli.exe" \
+	  > $(WINDOWS_OUT)/vicifast-cli-under-wine
+	chmod +x $(WINDOWS_OUT)/vicifast-cli-under-wine
+	VICIFAST_CLI=$(WINDOWS_OUT)/vicifast-cli-under-wine \
+	  tests/windows/run-under-wine.sh $(TARGET_DIR)/release/bench_register 10

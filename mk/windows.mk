@@ -10,7 +10,7 @@
 
 WINDOWS_TARGET := x86_64-pc-windows-gnu
 WINDOWS_PACKAGES := gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64 \
-  wine wine64 xvfb xauth
+  wine wine64 xvfb xauth x11-utils
 WINDOWS_CRATES := vicifast-core vicifast-engine vicifast-accounts vicifast-cli vicifast-tray vicifast-app
 WINDOWS_UNIT_TEST_CRATES := vicifast-core vicifast-engine vicifast-accounts vicifast-cli
 WINDOWS_DIST := dist/windows
@@ -38,7 +38,7 @@ windows: windows-deps $(if $(wildcard mk/app.mk),app-deps)
 lint-windows: windows-deps $(if $(wildcard mk/app.mk),app-deps)
 	$(CARGO) clippy --target $(WINDOWS_TARGET) $(addprefix -p ,$(WINDOWS_CRATES)) --all-targets -- -D warnings
 
-test-windows: test-windows-unit test-windows-e2e test-windows-msi
+test-windows: test-windows-unit test-windows-e2e test-windows-msi test-windows-window
 
 # Unit tests built for Windows (debug) and run by Wine, one private prefix for the run.
 test-windows-unit: windows-deps
@@ -85,3 +85,9 @@ bench-windows: windows deps-engine
 	chmod +x $(WINDOWS_OUT)/vicifast-cli-under-wine
 	VICIFAST_CLI=$(WINDOWS_OUT)/vicifast-cli-under-wine \
 	  tests/windows/run-under-wine.sh $(TARGET_DIR)/release/bench_register 10
+
+# vicifast.exe (release, beside WebView2Loader.dll) under Wine, which has no WebView2.
+.PHONY: test-windows-window
+test-windows-window: windows deps-engine
+	VICIFAST_WINDOWS_E2E=1 VICIFAST_WINDOW_EXE=$(CURDIR)/$(WINDOWS_DIST)/vicifast.exe \
+	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_window --no-fail-fast

@@ -28,11 +28,9 @@ windows: windows-deps $(if $(wildcard mk/app.mk),app-deps)
 	$(CARGO) build --release --target $(WINDOWS_TARGET) -p vicifast-cli -p vicifast-tray
 	$(CARGO) build --release --target $(WINDOWS_TARGET) -p vicifast-app --features vicifast-app/custom-protocol
 	mkdir -p $(WINDOWS_DIST)
-	cp $(WINDOWS_OUT)/release/vicifast-cli.exe $(WINDOWS_OUT)/release/vicifast-tray.exe \
-	  $(WINDOWS_OUT)/release/vicifast.exe $(WINDOWS_DIST)/
-	@# webview2-com-sys leaves the loader DLL for the target's architecture in its build output.
-	cp "$$(find $(TARGET_DIR) $${CARGO_BUILD_BUILD_DIR:-} -path '*x64/WebView2Loader.dll' \
-	  -printf '%T@ %p\n' 2>/dev/null | sort -rn | head -1 | cut -d' ' -f2-)" $(WINDOWS_DIST)/WebView2Loader.dll
+	@# webview2-com-sys puts the loader DLL the window needs beside it.
+	cp $(addprefix $(WINDOWS_OUT)/release/,vicifast-cli.exe vicifast-tray.exe vicifast.exe \
+	  WebView2Loader.dll) $(WINDOWS_DIST)/
 	@ls -l $(WINDOWS_DIST)
 
 lint-windows: windows-deps $(if $(wildcard mk/app.mk),app-deps)

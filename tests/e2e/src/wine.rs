@@ -57,20 +57,26 @@ impl Wine {
         })
     }
 
-    /// A prefix of this test's own (its own wineserver and registry), as a hard-linked copy of
-    /// the prepared one: Wine replaces the files it changes, so the copy never writes through.
+    /// A prefix of this test's own (its own wineserver and registry), copied from the prepared
+    /// one. Wine rewrites its files in place (the registry too), so everything is copied except
+    /// the system DLLs, which are hard-linked: they are most of the prefix and nothing writes
+    /// them.
     pub fn private_copy(&self) -> Result<Wine, String> {
         let dir = tempfile::Builder::new()
             .prefix("vicifast-wine-own.")
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         let copy = dir.path().join("prefix");
-        let output = Command::new("cp")
-            .arg("-al")
+        std::fs::create_dir(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+        let script = r#"set -e
+tar -C "$0" --exclude=./drive_c/windows/system32 -cf - . | tar -C "$1" -xf -
+cp -al "$0/drive_c/windows/system32" "$1/drive_c/windows/system32""#;
+        let output = Command::new("bash")
+            .args(["-c", script])
             .arg(&self.prefix)
             .arg(&copy)
             .output()
-            .map_err(|e| format!("cp: {e}"))?;
+            .map_err(|e| format!("bash: {e}"))?;
         if !output.status.success() {
             return Err(format!(
                 "copying the prefix: {}",

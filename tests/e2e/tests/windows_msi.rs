@@ -73,6 +73,24 @@ fn registry_value(wine: &Wine, key: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Both Run keys as `reg query` shows them, for a failure report.
+fn registry_dump(wine: &Wine) -> String {
+    ["HKCU", "HKLM"]
+        .iter()
+        .map(|root| {
+            let out = wine
+                .run(&["reg", "query", &format!(r"{root}\{RUN_KEY}")], WAIT)
+                .unwrap();
+            format!(
+                "{root}: {}\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .collect()
+}
+
 /// The installed products named VICIfast (per user), by their `Version` values.
 fn installed_versions(wine: &Wine) -> Vec<String> {
     let out = wine
@@ -124,7 +142,7 @@ fn msi_installs_per_user_upgrades_in_place_and_uninstalls_cleanly() {
     assert_installed_in(&install_dir);
     assert!(start_menu_entry(&wine).is_file(), "no Start-menu entry");
     let login_item = registry_value(&wine, &format!(r"HKCU\{RUN_KEY}"), "VICIfast")
-        .expect("no login item under HKCU");
+        .unwrap_or_else(|| panic!("no login item under HKCU:\n{}", registry_dump(&wine)));
     assert!(
         login_item.contains(r"Programs\VICIfast\vicifast-tray.exe"),
         "{login_item}"
@@ -203,7 +221,7 @@ fn msi_installs_per_machine_when_asked() {
     msiexec(&wine, &["/i", &current, "ALLUSERS=1", "/qn"]);
     assert_installed_in(&program_files);
     let login_item = registry_value(&wine, &format!(r"HKLM\{RUN_KEY}"), "VICIfast")
-        .expect("no login item under HKLM");
+        .unwrap_or_else(|| panic!("no login item under HKLM:\n{}", registry_dump(&wine)));
     assert!(
         login_item.contains(r"Program Files\VICIfast\vicifast-tray.exe"),
         "{login_item}"

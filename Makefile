@@ -50,7 +50,9 @@ bench-register: deps-engine
 
 -include mk/*.mk
 
-test: deps-engine $(if $(wildcard mk/app.mk),app-deps) lint test-engine test-e2e $(if $(wildcard mk/app.mk),app-test)
+test: deps-engine $(if $(wildcard mk/app.mk),app-deps) lint test-engine test-e2e $(if $(wildcard mk/app.mk),app-test) \
+  $(if $(wildcard mk/windows.mk),lint-windows test-windows)
 	@echo "make test: all checks and tests passed"
 
-bench: bench-register bench-flood $(if $(wildcard mk/netns.mk),bench-mobility) $(if $(wildcard mk/app.mk),bench-app)
+bench: bench-register bench-flood $(if $(wildcard mk/netns.mk),bench-mobility) $(if $(wildcard mk/app.mk),bench-app) \
+  $(if $(wildcard mk/windows.mk),bench-windows)

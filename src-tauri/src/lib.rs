@@ -5,6 +5,8 @@
 
 mod commands;
 mod link;
+#[cfg(windows)]
+mod webview2;
 mod window;
 
 use link::TrayLink;
@@ -14,6 +16,8 @@ pub const WINDOW_FLAG: &str = "--window";
 
 pub fn run() {
     vicifast_tray::init_logging();
+    #[cfg(windows)]
+    webview2::require();
     let built = tauri::Builder::default()
         // First, so a second launch is handed over before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {

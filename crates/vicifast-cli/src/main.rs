@@ -4,8 +4,9 @@
 //! With `register`, SIGINT or SIGTERM unregister and exit ("stop here"); on Unix, SIGUSR1 answers
 //! "use this computer" when another device took the extension (`extension_in_use`).
 //!
-//! Exit codes: 0 done (or stopped by SIGINT/SIGTERM after unregistering), 1 the registration or
-//! query failed in a way retrying will not fix, 2 bad usage.
+//! Exit codes: 0 done (or stopped after unregistering: SIGINT/SIGTERM; on Windows Ctrl-C,
+//! Ctrl-Break, console close, logoff, shutdown), 1 the registration or query failed in a way
+//! retrying will not fix, 2 bad usage.
 
 mod account;
 mod output;
@@ -42,7 +43,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Register and stay registered until interrupted (SIGINT/SIGTERM unregister, then exit 0).
+    /// Register and stay registered until interrupted (Ctrl-C, SIGTERM or closing the console unregister, then exit 0).
     Register {
         #[command(flatten)]
         account: AccountArgs,
@@ -449,7 +450,8 @@ async fn next_signal(_: &mut Option<()>) {
     std::future::pending().await
 }
 
-/// Resolves on SIGINT or SIGTERM (Ctrl-C or Ctrl-Break elsewhere).
+/// Resolves when the user or the system asks the CLI to stop: SIGINT or SIGTERM on Unix; on
+/// Windows Ctrl-C, Ctrl-Break, the console window being closed, logoff and shutdown.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -466,9 +468,41 @@ async fn shutdown_signal() {
             }
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    windows_console_stop().await;
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Windows ends a console program right after its handler returns from a close, logoff or
+/// shutdown event; tokio's handler holds the process for those events until it exits by itself
+/// (within the few seconds Windows allows), so the binding is removed first.
+#[cfg(windows)]
+async fn windows_console_stop() {
+    use std::future::{pending, Future};
+    use tokio::signal::windows;
+    // An event whose handler could not be installed is one event fewer to wait for.
+    async fn event(recv: Option<impl Future<Output = Option<()>>>) {
+        if let Some(recv) = recv {
+            if recv.await.is_some() {
+                return;
+            }
+        }
+        pending().await
+    }
+    let mut ctrl_c = windows::ctrl_c().ok();
+    let mut ctrl_break = windows::ctrl_break().ok();
+    let mut close = windows::ctrl_close().ok();
+    let mut logoff = windows::ctrl_logoff().ok();
+    let mut shutdown = windows::ctrl_shutdown().ok();
+    tokio::select! {
+        () = event(ctrl_c.as_mut().map(|s| s.recv())) => {}
+        () = event(ctrl_break.as_mut().map(|s| s.recv())) => {}
+        () = event(close.as_mut().map(|s| s.recv())) => {}
+        () = event(logoff.as_mut().map(|s| s.recv())) => {}
+        () = event(shutdown.as_mut().map(|s| s.recv())) => {}
     }
 }
 

@@ -69,17 +69,24 @@ pub fn on_extension_in_use(who: &str, info: &ExtensionInUse) -> Notice {
     }
 }
 
+/// The AppUserModelID Windows shows notifications under: the installer registers it (name and
+/// icon) and gives it to the Start-menu entry; without it they would come from "PowerShell".
+#[cfg(windows)]
+pub const WINDOWS_APP_USER_MODEL_ID: &str = "com.vicifast.desktop";
+
 /// Shows the notice through the desktop's notification service, off the async threads (it may
 /// wait on D-Bus).
 pub fn show(notice: &Notice) {
     let notice = notice.clone();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = notify_rust::Notification::new()
+        let mut notification = notify_rust::Notification::new();
+        notification
             .appname("VICIfast")
             .summary(&notice.title)
-            .body(&notice.body)
-            .show()
-        {
+            .body(&notice.body);
+        #[cfg(windows)]
+        notification.app_id(WINDOWS_APP_USER_MODEL_ID);
+        if let Err(e) = notification.show() {
             tracing::warn!("desktop notification not shown: {e}");
         }
     });

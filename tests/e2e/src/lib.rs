@@ -9,6 +9,7 @@ pub mod fake_registrar;
 pub mod netns;
 mod registrar;
 mod tools;
+pub mod wine;
 
 pub use cli::{Cli, CliError, Finished, PASSWORD_ENV};
 pub use registrar::{

@@ -296,6 +296,7 @@ fn wording(code: ProblemCode) -> (&'static str, &'static str) {
         ProblemCode::InvalidSettings => (
             "A setting of this account cannot be used, so nothing was sent to the phone server.",
             "Correct the setting named in the details in Settings.",
+        ),
         ProblemCode::ExtensionInUse => (
             "Another device is registered on this extension and took it from this computer: \
              calls go to whichever device registered last.",

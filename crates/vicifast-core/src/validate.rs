@@ -347,6 +347,10 @@ pub fn host(value: &str) -> Result<(), AddressError> {
         return Err(AddressError::Ipv6NeedsBrackets(value.to_owned()));
     }
     let name = value.strip_suffix('.').unwrap_or(value);
+    // Digits and dots only, yet not an IPv4 address (`198.18.0.300`): a typo, not a name.
+    if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(AddressError::BadHost(value.to_owned()));
+    }
     if name.len() > MAX_HOST_LEN {
         return Err(AddressError::HostTooLong(name.len()));
     }
@@ -547,7 +551,16 @@ mod tests {
             Err(AddressError::Ipv6NeedsBrackets(_))
         ));
         for bad in [
-            "pb x", "a..b", "-pbx", "pbx-", ".pbx", "[pbx]", "pbx/1", "é.com",
+            "pb x",
+            "a..b",
+            "-pbx",
+            "pbx-",
+            ".pbx",
+            "[pbx]",
+            "pbx/1",
+            "é.com",
+            "198.18.0.300",
+            "1.2.3",
         ] {
             assert!(matches!(host(bad), Err(AddressError::BadHost(_))), "{bad}");
         }

@@ -5,7 +5,8 @@
 //! Nothing a peer sends can make a flow grow without bound: the queues to and from the driver
 //! are bounded (a TCP/TLS flow stops reading while the core is behind, so the peer's own window
 //! fills; a UDP flow drops and counts what does not fit), a stream holds at most one message
-//! not yet complete, and keep-alive pings cost one pong per read however many arrived.
+//! not yet complete, and keep-alives cost one pong written (for pings) and one input to the
+//! core (for pongs) per read, however many arrived.
 
 use crate::framing::{classify_datagram, Datagram, Frame, StreamFramer, MAX_BUFFERED_BYTES};
 use crate::junk::{EngineDrop, JunkLog};
@@ -270,7 +271,7 @@ async fn run_stream(
                 if n == 0 {
                     return Err(FlowError { kind: FlowErrorKind::Closed, detail: format!("{} closed the connection", target.addr) });
                 }
-                let mut pinged = false;
+                let (mut pinged, mut ponged) = (false, false);
                 while let Some(frame) = framer.next_frame() {
                     match frame {
                         // Waiting here is the back-pressure: while the core is behind, this
@@ -280,7 +281,7 @@ async fn run_stream(
                             .await
                             .map_err(|_| driver_gone())?,
                         Ok(Frame::Ping) => pinged = true,
-                        Ok(Frame::Pong) => inputs.send(FlowInput::Pong { flow }).await.map_err(|_| driver_gone())?,
+                        Ok(Frame::Pong) => ponged = true,
                         Err(err) => {
                             return Err(FlowError { kind: FlowErrorKind::Other, detail: format!("unframeable data from {}: {err}", target.addr) });
                         }
@@ -291,6 +292,10 @@ async fn run_stream(
                         kind: FlowErrorKind::Other,
                         detail: format!("{} sent over {MAX_BUFFERED_BYTES} bytes without completing a message", target.addr),
                     });
+                }
+                // However many pongs this read held, they say one thing: the peer is there.
+                if ponged {
+                    inputs.send(FlowInput::Pong { flow }).await.map_err(|_| driver_gone())?;
                 }
                 // However many pings this read held, one pong answers them all.
                 if pinged {

@@ -1,8 +1,10 @@
 //! What a flood on the TCP flow costs `vicifast-cli register`: a registrar (a loopback stand-in)
 //! that, once the REGISTER arrives, sends
 //!
-//! 1. `MB` megabytes of tiny responses (36 bytes each): the CLI's peak and final resident memory;
-//! 2. `MB` megabytes of RFC 5626 CRLFCRLF pings: the CLI's CPU time and the pongs it wrote back.
+//! 1. `MB` megabytes of tiny responses (37 bytes each): the CLI's peak and final resident memory;
+//! 2. `MB` megabytes of RFC 5626 CRLFCRLF pings: the CLI's CPU time and the pongs it wrote back;
+//!
+//! and, for both, how much the CLI logged at its default level.
 //!
 //! Each flood ends with an OPTIONS the CLI must answer, so the figures are read once it has
 //! worked through everything. Usage: `bench_flood [MB]` (default 51, the size in issue 8). The
@@ -35,13 +37,15 @@ fn main() -> ExitCode {
         match flood(mb, unit) {
             Ok(f) => println!(
                 "{mb} MB of {what} ({} units): RSS {} MB before, peak {} MB, {} MB after; \
-                 CPU {:.2} s; pongs written {}; {:.1} s",
+                 CPU {:.2} s; pongs written {}; log {} lines, {} bytes; {:.1} s",
                 f.units,
                 f.rss_before_kib / 1024,
                 f.peak_kib / 1024,
                 f.rss_after_kib / 1024,
                 f.cpu_s,
                 f.pongs,
+                f.log_lines,
+                f.log_bytes,
                 f.elapsed.as_secs_f64()
             ),
             Err(err) => {
@@ -60,6 +64,9 @@ struct Figures {
     rss_after_kib: u64,
     cpu_s: f64,
     pongs: u64,
+    /// What the CLI wrote to stderr (warnings, the default level) during the run.
+    log_lines: usize,
+    log_bytes: usize,
     elapsed: Duration,
 }
 
@@ -141,6 +148,7 @@ fn flood_cli(listener: &TcpListener, cli: &Cli, mb: usize, unit: &[u8]) -> Resul
         .map_err(|_| "no answer to the closing OPTIONS".to_owned())??;
     let elapsed = started.elapsed();
     let cpu_s = (cpu_ticks(pid)? - cpu_before) as f64 / 100.0;
+    let log = cli.stderr();
     Ok(Figures {
         units,
         rss_before_kib,
@@ -148,6 +156,8 @@ fn flood_cli(listener: &TcpListener, cli: &Cli, mb: usize, unit: &[u8]) -> Resul
         rss_after_kib: proc_status(pid, "VmRSS:")?,
         cpu_s,
         pongs,
+        log_lines: log.lines().count(),
+        log_bytes: log.len(),
         elapsed,
     })
 }

@@ -36,7 +36,7 @@ windows: windows-deps $(if $(wildcard mk/app.mk),app-deps)
 lint-windows: windows-deps $(if $(wildcard mk/app.mk),app-deps)
 	$(CARGO) clippy --target $(WINDOWS_TARGET) $(addprefix -p ,$(WINDOWS_CRATES)) --all-targets -- -D warnings
 
-test-windows: test-windows-unit test-windows-e2e test-windows-msi test-windows-window
+test-windows: test-windows-unit test-windows-e2e test-windows-msi test-windows-window test-windows-tray
 
 # Unit tests built for Windows (debug) and run by Wine, one private prefix for the run.
 test-windows-unit: windows-deps
@@ -89,3 +89,10 @@ bench-windows: windows deps-engine
 test-windows-window: windows deps-engine
 	VICIFAST_WINDOWS_E2E=1 VICIFAST_WINDOW_EXE=$(CURDIR)/$(WINDOWS_DIST)/vicifast.exe \
 	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_window --no-fail-fast
+
+# vicifast-tray.exe (release) under Wine: registers the saved account with no window.
+.PHONY: test-windows-tray
+test-windows-tray: windows deps-engine
+	VICIFAST_WINDOWS_E2E=1 VICIFAST_TRAY_EXE=$(CURDIR)/$(WINDOWS_DIST)/vicifast-tray.exe \
+	  VICIFAST_DIST_CLI_EXE=$(CURDIR)/$(WINDOWS_DIST)/vicifast-cli.exe \
+	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_tray --no-fail-fast

@@ -1,11 +1,15 @@
 # Windows (issue 9): the programs agents install, cross-built from Linux for 64-bit Windows with
 # Debian's mingw-w64, and proven by running the real Windows programs under Wine.
-# Included by the Makefile; `make test` runs test-windows when this file exists.
+# Included by the Makefile; `make test` runs lint-windows and test-windows, `make bench`
+# bench-windows, when this file exists.
 #   make windows        release vicifast-cli.exe, vicifast-tray.exe, vicifast.exe and
 #                       WebView2Loader.dll in dist/windows/
+#   make msi            dist/windows/VICIfast-<version>.msi from those
 #   make lint-windows   clippy -D warnings for the Windows target, every crate that ships there
-#   make test-windows   the core, engine, accounts and CLI unit tests as Windows programs under
-#                       Wine, then vicifast-cli.exe under Wine against Kamailio
+#   make test-windows   under Wine: the core, engine, accounts and CLI unit tests as Windows
+#                       programs; vicifast-cli.exe against Kamailio; the MSI (install, upgrade,
+#                       uninstall); vicifast.exe without WebView2; vicifast-tray.exe
+#   make bench-windows  start to `registered` and memory of vicifast-cli.exe under Wine
 # Wine runs in a private prefix and Xvfb display per run (tests/windows/run-under-wine.sh).
 
 WINDOWS_TARGET := x86_64-pc-windows-gnu

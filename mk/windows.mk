@@ -29,13 +29,25 @@ windows-deps:
 
 # The window embeds ui/dist; its release build serves it from the exe (custom-protocol).
 windows: windows-deps $(if $(wildcard mk/app.mk),app-deps)
-	$(CARGO) build --release --target $(WINDOWS_TARGET) -p vicifast-cli -p vicifast-tray
-	$(CARGO) build --release --target $(WINDOWS_TARGET) -p vicifast-app --features vicifast-app/custom-protocol
-	mkdir -p $(WINDOWS_DIST)
+	$(call windows_programs,release,$(WINDOWS_DIST))
+
+# The same programs for the tests under Wine, in the unoptimised windows-test profile
+# (Cargo.toml): `make test` proves the code that ships without paying for its optimisation.
+WINDOWS_TEST_DIST := $(WINDOWS_OUT)/test-dist
+.PHONY: windows-test-programs
+windows-test-programs: windows-deps $(if $(wildcard mk/app.mk),app-deps)
+	$(call windows_programs,windows-test,$(WINDOWS_TEST_DIST))
+
+# $(1): cargo profile, $(2): where the programs go.
+define windows_programs
+	$(CARGO) build --profile $(1) --target $(WINDOWS_TARGET) -p vicifast-cli -p vicifast-tray
+	$(CARGO) build --profile $(1) --target $(WINDOWS_TARGET) -p vicifast-app --features vicifast-app/custom-protocol
+	mkdir -p $(2)
 	@# webview2-com-sys puts the loader DLL the window needs beside it.
-	cp $(addprefix $(WINDOWS_OUT)/release/,vicifast-cli.exe vicifast-tray.exe vicifast.exe \
-	  WebView2Loader.dll) $(WINDOWS_DIST)/
-	@ls -l $(WINDOWS_DIST)
+	cp $(addprefix $(WINDOWS_OUT)/$(1)/,vicifast-cli.exe vicifast-tray.exe vicifast.exe \
+	  WebView2Loader.dll) $(2)/
+	@ls -l $(2)
+endef
 
 lint-windows: windows-deps $(if $(wildcard mk/app.mk),app-deps)
 	$(CARGO) clippy --target $(WINDOWS_TARGET) $(addprefix -p ,$(WINDOWS_CRATES)) --all-targets -- -D warnings
@@ -69,11 +81,14 @@ msi: windows
 	@ls -l $(WINDOWS_MSI)
 
 # Install, upgrade (from the same programs packaged as 0.0.1) and uninstall under Wine.
-test-windows-msi: msi deps-engine
-	mkdir -p $(WINDOWS_OUT)/msi-older
-	installer/windows/build-msi.sh $(WINDOWS_DIST) 0.0.1 $(WINDOWS_OUT)/msi-older/VICIfast-0.0.1.msi
+WINDOWS_TEST_MSI := $(WINDOWS_OUT)/test-msi/VICIfast-$(WINDOWS_VERSION).msi
+test-windows-msi: windows-test-programs deps-engine
+	@scripts/ensure-packages.sh $(MSI_PACKAGES)
+	mkdir -p $(WINDOWS_OUT)/test-msi $(WINDOWS_OUT)/msi-older
+	installer/windows/build-msi.sh $(WINDOWS_TEST_DIST) $(WINDOWS_VERSION) $(WINDOWS_TEST_MSI)
+	installer/windows/build-msi.sh $(WINDOWS_TEST_DIST) 0.0.1 $(WINDOWS_OUT)/msi-older/VICIfast-0.0.1.msi
 	$(CARGO) build --target $(WINDOWS_TARGET) -p vicifast-cli
-	VICIFAST_WINDOWS_E2E=1 VICIFAST_MSI=$(CURDIR)/$(WINDOWS_MSI) \
+	VICIFAST_WINDOWS_E2E=1 VICIFAST_MSI=$(WINDOWS_TEST_MSI) \
 	  VICIFAST_MSI_OLDER=$(WINDOWS_OUT)/msi-older/VICIfast-0.0.1.msi \
 	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_msi --no-fail-fast
 
@@ -88,15 +103,15 @@ bench-windows: windows deps-engine
 	VICIFAST_CLI=$(WINDOWS_OUT)/vicifast-cli-under-wine \
 	  tests/windows/run-under-wine.sh $(TARGET_DIR)/release/bench_register 10
 
-# vicifast.exe (release, beside WebView2Loader.dll) under Wine, which has no WebView2.
+# vicifast.exe (beside WebView2Loader.dll) under Wine, which has no WebView2.
 .PHONY: test-windows-window
-test-windows-window: windows deps-engine
-	VICIFAST_WINDOWS_E2E=1 VICIFAST_WINDOW_EXE=$(CURDIR)/$(WINDOWS_DIST)/vicifast.exe \
+test-windows-window: windows-test-programs deps-engine
+	VICIFAST_WINDOWS_E2E=1 VICIFAST_WINDOW_EXE=$(WINDOWS_TEST_DIST)/vicifast.exe \
 	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_window --no-fail-fast
 
-# vicifast-tray.exe (release) under Wine: registers the saved account with no window.
+# vicifast-tray.exe under Wine: registers the saved account with no window.
 .PHONY: test-windows-tray
-test-windows-tray: windows deps-engine
-	VICIFAST_WINDOWS_E2E=1 VICIFAST_TRAY_EXE=$(CURDIR)/$(WINDOWS_DIST)/vicifast-tray.exe \
-	  VICIFAST_DIST_CLI_EXE=$(CURDIR)/$(WINDOWS_DIST)/vicifast-cli.exe \
+test-windows-tray: windows-test-programs deps-engine
+	VICIFAST_WINDOWS_E2E=1 VICIFAST_TRAY_EXE=$(WINDOWS_TEST_DIST)/vicifast-tray.exe \
+	  VICIFAST_DIST_CLI_EXE=$(WINDOWS_TEST_DIST)/vicifast-cli.exe \
 	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_tray --no-fail-fast

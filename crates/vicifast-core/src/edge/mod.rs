@@ -12,7 +12,8 @@
 //! # The rules
 //!
 //! **Who takes what from the PBX.** The driver hands every message arriving on the
-//! registration's flow to [`EdgeProxy::handle_pbx_receive`] first; what it answers
+//! registration's flow to [`EdgeProxy::handle_pbx_receive`] first (through [`receive_on_flow`],
+//! with [`follow_flow`] after every input to the registration); what it answers
 //! [`FromPbx::ForRegistration`] goes to the [`crate::Registration`] as before. The registration
 //! keeps: responses whose branch is not the edge proxy's, REGISTER, and the registrar's qualify
 //! OPTIONS, which VICIfast keeps answering itself so the PBX goes on seeing its binding alive. A
@@ -65,6 +66,7 @@
 mod challenge;
 mod config;
 mod conflict;
+mod demux;
 mod editable;
 mod health;
 mod registrar;
@@ -75,6 +77,7 @@ mod transaction;
 
 pub use config::{DigestAlgorithm, EdgeConfig, EdgeConfigError, FixedContact, DEFAULT_LISTEN};
 pub use conflict::DirectRegistration;
+pub use demux::{follow_flow, receive_on_flow};
 pub use health::{SoftphoneProblem, SoftphoneProblemCode, SoftphoneState, SoftphoneStatus};
 
 use crate::config::{AccountConfig, Password};

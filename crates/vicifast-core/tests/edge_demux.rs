@@ -3,6 +3,8 @@
 //! the flow reaches the softphone (the registration does not answer it 480), and the registrar's
 //! qualify OPTIONS is still answered by the registration.
 
+#![allow(clippy::unwrap_used)]
+
 mod harness;
 use harness::*;
 use std::time::Instant;

@@ -1,7 +1,8 @@
 //! The tokio driver: one task per registration that feeds the sans-IO core with what the network,
 //! the clock and the user say, and carries out what the core asks for.
 
-use crate::events::{BindingList, EngineEvent, RemovedContacts, Stamped};
+use crate::edge::{ListenerInput, SoftphoneListener};
+use crate::events::{BindingList, EngineEvent, RefusedCall, RemovedContacts, Stamped};
 use crate::flow::{FlowHandle, FlowInput};
 use crate::monitor::{system_monitor, NetworkMonitor, SystemMonitor};
 use crate::resolve::Resolver;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use vicifast_core::edge::{follow_flow, receive_on_flow, EdgeEvent, EdgeOutput, EdgeProxy};
 use vicifast_core::{
     Event, FlowId, Output, Password, Registration as Core, ServerAddress, Target, Transport,
 };
@@ -47,6 +49,14 @@ pub(crate) struct Driver {
     events: mpsc::UnboundedSender<EngineEvent>,
     /// The server our newest flow goes to: what route checks are about.
     server: Option<SocketAddr>,
+    /// The softphone's edge proxy and its listener, for an account that has one.
+    edge: Option<Edge>,
+}
+
+/// An account's edge proxy (sans-IO) and the sockets it is reached at.
+pub(crate) struct Edge {
+    pub proxy: EdgeProxy,
+    pub listener: SoftphoneListener,
 }
 
 /// A wall clock that runs this much ahead of the monotonic one means we slept (the monotonic
@@ -76,7 +86,14 @@ impl Driver {
             resolved: mpsc::unbounded_channel(),
             events,
             server: None,
+            edge: None,
         }
+    }
+
+    /// Relays the softphone's calls through `edge` as well.
+    pub fn with_edge(mut self, edge: Edge) -> Self {
+        self.edge = Some(edge);
+        self
     }
 
     /// Runs until the core has finished (stopped, or its one-shot purpose done).
@@ -92,12 +109,20 @@ impl Driver {
         };
         let mut clocks = (SystemTime::now(), Instant::now());
         self.core.start(now());
+        if let Some(edge) = &mut self.edge {
+            edge.proxy.start(now());
+        }
         loop {
             self.carry_out();
             if self.core.is_finished() {
                 break;
             }
-            let deadline = self.core.poll_timeout().map(Instant::from_std);
+            let edge_deadline = self.edge.as_ref().and_then(|e| e.proxy.poll_timeout());
+            let deadline = [self.core.poll_timeout(), edge_deadline]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(Instant::from_std);
             tokio::select! {
                 Some(input) = self.flow_inputs.1.recv() => {
                     let now = now();
@@ -107,13 +132,26 @@ impl Driver {
                             self.flows.remove(&flow);
                             self.core.handle_flow_error(now, flow, error);
                         }
-                        FlowInput::Received { flow, remote, bytes } => self.core.handle_receive(now, flow, remote, &bytes),
+                        FlowInput::Received { flow, remote, bytes } => receive_on_flow(
+                            &mut self.core,
+                            self.edge.as_mut().map(|e| &mut e.proxy),
+                            now,
+                            flow,
+                            remote,
+                            &bytes,
+                        ),
                         FlowInput::Pong { flow } => self.core.handle_pong(now, flow),
                     }
                 }
                 Some(result) = self.resolved.1.recv() => self.core.handle_resolved(now(), result),
+                Some(input) = softphone_input(self.edge.as_mut()) => self.on_softphone_input(input),
                 command = commands.recv(), if commands_open => match command {
-                    Some(Command::SetPassword(password)) => self.core.set_password(now(), password),
+                    Some(Command::SetPassword(password)) => {
+                        if let Some(edge) = &mut self.edge {
+                            edge.proxy.set_password(password.clone());
+                        }
+                        self.core.set_password(now(), password);
+                    }
                     Some(Command::RetryNow) => self.core.retry_now(now()),
                     Some(Command::NetworkChanged) => self.check_network(),
                     Some(Command::Stop(done)) => {
@@ -126,7 +164,13 @@ impl Driver {
                         self.core.stop(now());
                     }
                 },
-                () = sleep_until(deadline) => self.core.handle_timeout(now()),
+                () = sleep_until(deadline) => {
+                    let now = now();
+                    self.core.handle_timeout(now);
+                    if let Some(edge) = &mut self.edge {
+                        edge.proxy.handle_timeout(now);
+                    }
+                }
                 changed = network_change(&mut monitor) => {
                     if let Err(err) = changed {
                         tracing::warn!(%err, "network monitor failed; relying on keep-alive route checks");
@@ -149,8 +193,64 @@ impl Driver {
         }
     }
 
-    /// Drains the core's outputs and acts on each.
+    /// Drains the core's outputs and acts on each, then the edge proxy's (which follows the
+    /// registration's flow first).
     fn carry_out(&mut self) {
+        self.carry_out_registration();
+        let Some(edge) = &mut self.edge else {
+            return;
+        };
+        follow_flow(&mut edge.proxy, &self.core, now());
+        while let Some(output) = edge.proxy.poll_output() {
+            match output {
+                EdgeOutput::ToPbx(t) => match self.flows.get(&t.flow) {
+                    Some(flow) => flow.send(t.destination, t.payload),
+                    None => tracing::debug!(flow = %t.flow, "relay on a closed flow dropped"),
+                },
+                EdgeOutput::ToSoftphone(t) => edge.listener.send(t),
+                EdgeOutput::Event(event) => {
+                    let engine_event = match event {
+                        EdgeEvent::Softphone(status) => {
+                            EngineEvent::Softphone(Stamped::now(status))
+                        }
+                        EdgeEvent::IncomingCall(call) => {
+                            EngineEvent::IncomingCall(Stamped::now(call))
+                        }
+                        EdgeEvent::CallRefused { call, reason } => {
+                            EngineEvent::CallRefused(Stamped::now(RefusedCall { call, reason }))
+                        }
+                        EdgeEvent::Trace(entry) => {
+                            tracing::trace!(direction = ?entry.direction, remote = %entry.remote, "\n{}", entry.text);
+                            EngineEvent::Trace(Stamped::now(entry))
+                        }
+                        _ => continue,
+                    };
+                    let _ = self.events.send(engine_event);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_softphone_input(&mut self, input: ListenerInput) {
+        let Some(edge) = &mut self.edge else {
+            return;
+        };
+        let now = now();
+        match input {
+            ListenerInput::Received { peer, bytes } => {
+                edge.proxy.handle_softphone_receive(now, peer, &bytes)
+            }
+            ListenerInput::Closed { connection } => {
+                edge.proxy.handle_connection_closed(now, connection)
+            }
+            ListenerInput::Unreachable { peer } => {
+                edge.proxy.handle_softphone_unreachable(now, peer)
+            }
+        }
+    }
+
+    fn carry_out_registration(&mut self) {
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Transmit(t) => match self.flows.get(&t.flow) {
@@ -250,6 +350,13 @@ fn now() -> std::time::Instant {
 async fn network_change(monitor: &mut Option<SystemMonitor>) -> std::io::Result<()> {
     match monitor {
         Some(m) => m.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn softphone_input(edge: Option<&mut Edge>) -> Option<ListenerInput> {
+    match edge {
+        Some(e) => e.listener.recv().await,
         None => std::future::pending().await,
     }
 }

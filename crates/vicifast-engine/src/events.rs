@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use std::time::SystemTime;
+use vicifast_core::edge::SoftphoneStatus;
 use vicifast_core::{BindingInfo, IncomingCall, Status, TraceEntry};
 
 /// A value with the moment it was produced (RFC 3339, UTC, milliseconds).
@@ -38,6 +39,15 @@ pub struct RemovedContacts {
     pub removed: Vec<String>,
 }
 
+/// A call from the PBX answered at once because the softphone cannot take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedCall {
+    #[serde(flatten)]
+    pub call: IncomingCall,
+    /// Why, in words for the agent.
+    pub reason: String,
+}
+
 /// Everything a running registration reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -48,4 +58,8 @@ pub enum EngineEvent {
     Trace(Stamped<TraceEntry>),
     Bindings(Stamped<BindingList>),
     Removed(Stamped<RemovedContacts>),
+    /// The softphone behind the edge proxy changed state (answering, not answering, …).
+    Softphone(Stamped<SoftphoneStatus>),
+    /// A call was refused at once because the softphone cannot take it.
+    CallRefused(Stamped<RefusedCall>),
 }

@@ -7,6 +7,7 @@
 mod cli;
 pub mod netns;
 mod registrar;
+pub mod softphone;
 mod tools;
 
 pub use cli::{Cli, CliError, Finished, PASSWORD_ENV};

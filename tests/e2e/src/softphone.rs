@@ -103,7 +103,11 @@ pub fn analyse_wav(path: &Path) -> Result<Heard, String> {
             rate = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
             bits = u16::from_le_bytes([body[14], body[15]]);
         } else if id == b"data" {
-            data = Some(body);
+            // A recording still being written has its length filled in only when closed.
+            data = Some(if len == 0 { &bytes[at + 8..] } else { body });
+            if len == 0 {
+                break;
+            }
         }
         at += 8 + len + (len & 1);
     }

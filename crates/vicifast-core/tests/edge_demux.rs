@@ -8,10 +8,11 @@
 mod harness;
 use harness::*;
 use std::time::Instant;
+use vicifast_core::edge::SoftphoneProblemCode;
 use vicifast_core::edge::{
     follow_flow, receive_on_flow, EdgeConfig, EdgeOutput, EdgeProxy, FixedContact,
 };
-use vicifast_core::Password;
+use vicifast_core::{BindingInfo, Password};
 
 fn edge(now: Instant) -> EdgeProxy {
     let edge_config = EdgeConfig {
@@ -150,4 +151,35 @@ fn without_an_edge_proxy_the_registration_answers_as_before() {
     );
     sim.drain();
     assert!(sim.sent.iter().any(|s| s.text.starts_with("SIP/2.0 480")));
+}
+
+#[test]
+fn a_direct_registration_from_this_computer_is_named_and_clears_when_gone() {
+    let mut sim = Sim::new(config(), "pw", FakeRegistrar::new("pw"));
+    sim.register();
+    let mut proxy = edge(sim.now);
+    follow_flow(&mut proxy, &sim.reg, sim.now);
+    let ours = sim.reg.contact().unwrap().to_owned();
+    let binding = |contact: &str, ours: bool| BindingInfo {
+        contact: contact.into(),
+        expires_in: Some(60),
+        ours,
+        stale: false,
+    };
+    let direct = format!("sip:101@{LOCAL_IP}:5062");
+    proxy.handle_bindings(
+        sim.now,
+        &[
+            binding(&ours, true),
+            binding(&direct, false),
+            binding("sip:101@198.18.9.9:5060", false),
+        ],
+    );
+    let problem = proxy.softphone_status(sim.now).problem.unwrap();
+    assert_eq!(problem.code, SoftphoneProblemCode::AlsoRegisteredDirectly);
+    assert!(problem.detail.contains(&direct) && !problem.detail.contains("198.18.9.9"));
+    assert!(problem.action.contains("outbound proxy"));
+
+    proxy.handle_bindings(sim.now, &[binding(&ours, true)]);
+    assert_eq!(proxy.softphone_status(sim.now).problem, None);
 }

@@ -268,7 +268,12 @@ impl Driver {
                 Output::CloseFlow { flow } => {
                     self.flows.remove(&flow);
                 }
-                Output::Event(event) => self.publish(event),
+                Output::Event(event) => {
+                    if let (Event::Status(status), Some(edge)) = (&event, self.edge.as_mut()) {
+                        edge.proxy.handle_bindings(now(), &status.bindings);
+                    }
+                    self.publish(event);
+                }
                 _ => {}
             }
         }

@@ -23,11 +23,12 @@ use vicifast_e2e::{register_args, Cli, Registrar, RegistrarOptions, Transport, W
 const SOFTPHONE_TONE: f64 = 1000.0;
 const PEER_TONE: f64 = 440.0;
 
-fn skip_without_baresip() -> bool {
+fn skip_without_baresip(test: &str) -> bool {
     if baresip_available() {
         return false;
     }
-    eprintln!("SKIPPED: baresip-core (with aufile, sndfile, g711, menu, aubridge, ctrl_tcp) is not installed");
+    println!("{test}: skipped: needs baresip-core (make test-e2e installs it)");
+    eprintln!("{test}: skipped: needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules");
     true
 }
 
@@ -155,7 +156,9 @@ fn assert_tone(file: &std::path::Path, expected: f64, who: &str) -> f64 {
 
 #[test]
 fn the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local() {
-    if skip_without_baresip() {
+    if skip_without_baresip(
+        "the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local",
+    ) {
         return;
     }
     let office = office();
@@ -212,7 +215,9 @@ fn the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local()
 
 #[test]
 fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() {
-    if skip_without_baresip() {
+    if skip_without_baresip(
+        "calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways",
+    ) {
         return;
     }
     let office = office();
@@ -291,7 +296,7 @@ fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() 
 
 #[test]
 fn a_softphone_that_stops_is_reported_and_calls_get_an_answer_at_once() {
-    if skip_without_baresip() {
+    if skip_without_baresip("a_softphone_that_stops_is_reported_and_calls_get_an_answer_at_once") {
         return;
     }
     let office = office();

@@ -318,6 +318,42 @@ impl EdgeProxy {
 
     // `handle_pbx_receive`, `handle_softphone_receive` and `handle_timeout` are in `relay`.
 
+    /// The bindings the registrar listed in its last answer to our REGISTER. A binding there
+    /// that is this computer's but not ours means the softphone (or another SIP program here)
+    /// also registers directly with the PBX: the agent is told so and what to change, and
+    /// VICIfast keeps its own binding as it is instead of fighting for it. The problem clears
+    /// once the registrar lists no such binding.
+    pub fn handle_bindings(&mut self, now: Instant, bindings: &[BindingInfo]) {
+        let direct = self.direct_registrations(bindings);
+        let flagged = self
+            .problem
+            .as_ref()
+            .is_some_and(|p| p.code == SoftphoneProblemCode::AlsoRegisteredDirectly);
+        if direct.is_empty() {
+            if flagged {
+                self.problem = None;
+                self.publish(now);
+            }
+            return;
+        }
+        if self.problem.is_some() && !flagged {
+            // A problem with the softphone's own sign-in comes first; this one is still listed
+            // by the registrar next time.
+            return;
+        }
+        let contacts: Vec<&str> = direct.iter().map(|d| d.contact.as_str()).collect();
+        let detail = format!(
+            "the phone server also lists {} for this extension",
+            contacts.join(", ")
+        );
+        tracing::warn!(account = %self.account, %detail, "the softphone also registers directly with the PBX");
+        self.problem = Some(SoftphoneProblem::new(
+            SoftphoneProblemCode::AlsoRegisteredDirectly,
+            detail,
+        ));
+        self.publish(now);
+    }
+
     /// Sending to the softphone failed at once (ICMP port unreachable, connection refused): it is
     /// not running.
     pub fn handle_softphone_unreachable(&mut self, now: Instant, peer: LocalPeer) {

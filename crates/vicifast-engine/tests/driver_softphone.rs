@@ -287,3 +287,57 @@ async fn a_listener_off_loopback_or_on_a_port_in_use_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_request_from_the_softphone_for_another_host_goes_to_the_registrar_only() {
+    let (registrar_addr, _socket, mut seen) = registrar().await;
+    let softphone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let softphone_addr = softphone.local_addr().unwrap();
+    // Another local "server" the request names: it must get nothing.
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_addr = elsewhere.local_addr().unwrap();
+    let edge = EdgeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        fixed_contact: Some(FixedContact::parse(&softphone_addr.to_string()).unwrap()),
+        ..EdgeConfig::default()
+    };
+    let (reg, mut events, listen) = Registration::start_with_softphone(
+        config(registrar_addr),
+        Password::new("pw"),
+        DriverOptions::default(),
+        edge,
+    )
+    .unwrap();
+    wait_for(&mut events, |e| match e {
+        EngineEvent::Status(s) if s.inner.state == RegistrationState::Registered => Some(()),
+        _ => None,
+    })
+    .await;
+    let message = format!(
+        "MESSAGE sip:x@{elsewhere_addr} SIP/2.0\r\nVia: SIP/2.0/UDP {softphone_addr};branch=z9hG4bKm1;rport\r\nRoute: <sip:{elsewhere_addr};lr>\r\nFrom: <sip:101@example.test>;tag=m1\r\nTo: <sip:x@{elsewhere_addr}>\r\nCall-ID: relay-1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+    );
+    softphone.send_to(message.as_bytes(), listen).await.unwrap();
+    let (from, relayed) = tokio::time::timeout(WAIT, async {
+        loop {
+            let (from, text) = seen.recv().await.unwrap();
+            if text.contains("relay-1") {
+                return (from, text);
+            }
+        }
+    })
+    .await
+    .expect("the MESSAGE reaches the registrar");
+    assert!(relayed.starts_with("MESSAGE "), "{relayed}");
+    assert_ne!(from, softphone_addr, "sent from VICIfast's flow");
+    // A later datagram to `elsewhere` would be a relay off the PBX: send ourselves a marker and
+    // check it is the first thing there.
+    elsewhere.send_to(b"marker", elsewhere_addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = elsewhere.recv_from(&mut buf).await.unwrap();
+    assert_eq!(
+        &buf[..n],
+        b"marker",
+        "something was sent to the host the request named"
+    );
+    tokio::time::timeout(WAIT, reg.stop()).await.unwrap();
+}

@@ -11,7 +11,7 @@
 //!   Record-Routes and sends the PBX's INVITEs to the softphone socket.
 //!
 //! Added time = (PBX sends INVITE → PBX gets the 200) − (softphone got INVITE → softphone sent
-//! 200), minus the same measured with no proxy at all (median). CPU = user + system time of the
+//! 200), minus the same measured with no proxy at all (median). CPU = run time of the
 //! proxy's processes during the calls / 2 messages per call (INVITE and 200 relayed; each proxy
 //! also sends a 100 Trying of its own).
 //!
@@ -162,36 +162,45 @@ fn direct(ends: &Ends, i: usize) -> Result<Duration, String> {
     call(ends, i, Ends::addr(&ends.softphone))
 }
 
-/// User + system CPU of `pid`'s process group (every Kamailio process), or of `pid` alone.
-fn cpu_ticks(pid: u32, group: bool) -> Result<u64, String> {
-    let stat = |path: &Path| -> Option<(u32, u64)> {
-        let text = std::fs::read_to_string(path).ok()?;
-        let after = text.rsplit_once(')')?.1;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        // After the command: state(0) ppid(1) pgrp(2) … utime(11) stime(12).
-        let pgrp = fields.get(2)?.parse().ok()?;
-        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some((pgrp, ticks))
+/// CPU time (ns, from the scheduler: every thread of `pid`, or of every process in `pid`'s
+/// process group, which is all of Kamailio's processes).
+fn cpu_ns(pid: u32, group: bool) -> Result<u64, String> {
+    let process_ns = |proc_dir: &Path| -> u64 {
+        let Ok(tasks) = std::fs::read_dir(proc_dir.join("task")) else {
+            return 0;
+        };
+        tasks
+            .filter_map(|t| t.ok())
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
     };
     if !group {
-        return stat(Path::new(&format!("/proc/{pid}/stat")))
-            .map(|(_, t)| t)
-            .ok_or_else(|| format!("cannot read /proc/{pid}/stat"));
+        let dir = Path::new("/proc").join(pid.to_string());
+        if !dir.exists() {
+            return Err(format!("process {pid} is gone"));
+        }
+        return Ok(process_ns(&dir));
     }
+    let pgrp_of = |dir: &Path| -> Option<u32> {
+        let text = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // After the command: state, ppid, pgrp.
+        text.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(2)?
+            .parse()
+            .ok()
+    };
     let mut total = 0;
     for entry in std::fs::read_dir("/proc").map_err(|e| e.to_string())? {
         let Ok(entry) = entry else { continue };
-        if let Some((pgrp, ticks)) = stat(&entry.path().join("stat")) {
-            if pgrp == pid {
-                total += ticks;
-            }
+        if pgrp_of(&entry.path()) == Some(pid) {
+            total += process_ns(&entry.path());
         }
     }
     Ok(total)
 }
-
-/// Ticks per second of /proc's CPU times (USER_HZ: 100 on Linux).
-const TICKS_PER_SECOND: f64 = 100.0;
 
 struct Figures {
     added: Vec<Duration>,
@@ -213,12 +222,11 @@ fn run_calls(
     for i in first + WARMUP..first + WARMUP + calls {
         added.push(call(ends, i, via)?);
     }
-    let ticks = cpu()? - before;
+    let ns = cpu()?.saturating_sub(before);
     added.sort();
-    let cpu_seconds = ticks as f64 / TICKS_PER_SECOND;
     Ok(Figures {
         added,
-        cpu_per_message: Duration::from_secs_f64(cpu_seconds / (2 * calls) as f64),
+        cpu_per_message: Duration::from_nanos(ns / (2 * calls) as u64),
     })
 }
 
@@ -236,14 +244,12 @@ fn bench(calls: usize) -> Result<(), String> {
 
     let (cli, flow) = start_vicifast(&ends)?;
     let pid = cli.pid();
-    let vicifast = run_calls(&ends, 0, calls, flow, || cpu_ticks(pid, false))?;
+    let vicifast = run_calls(&ends, 0, calls, flow, || cpu_ns(pid, false))?;
     drop(cli);
 
     let kamailio = Kamailio::start(pbx, softphone)?;
     let group = kamailio.child.id();
-    let kam = run_calls(&ends, 200_000, calls, kamailio.addr, || {
-        cpu_ticks(group, true)
-    })?;
+    let kam = run_calls(&ends, 200_000, calls, kamailio.addr, || cpu_ns(group, true))?;
 
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let pct = |v: &[Duration], p: f64| {
@@ -258,7 +264,7 @@ fn bench(calls: usize) -> Result<(), String> {
         us(base)
     );
     println!(
-        "{:<34} {:>10} {:>10} {:>16}",
+        "{:<44} {:>8} {:>8} {:>15}",
         "", "p50 µs", "p95 µs", "CPU µs/message"
     );
     let row = |name: &str, f: &Figures| {
@@ -269,14 +275,11 @@ fn bench(calls: usize) -> Result<(), String> {
             us(f.cpu_per_message)
         );
     };
-    row(
-        "VICIfast (vicifast-cli, debug or release as built)",
-        &vicifast,
-    );
-    row("Kamailio 5 (stateful relay, record_route)", &kam);
+    row("VICIfast (vicifast-cli --softphone-listen)", &vicifast);
+    row("Kamailio (stateful relay, record_route)", &kam);
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     println!(
-        "ratio VICIfast / Kamailio: p50 {:.2}, p95 {:.2}, CPU {:.2} (CPU resolution: 10 ms over the run)",
+        "ratio VICIfast / Kamailio: p50 {:.2}, p95 {:.2}, CPU {:.2}",
         ratio(pct(&vicifast.added, 0.5), pct(&kam.added, 0.5)),
         ratio(pct(&vicifast.added, 0.95), pct(&kam.added, 0.95)),
         ratio(us(vicifast.cpu_per_message), us(kam.cpu_per_message)),

@@ -168,6 +168,8 @@ pub struct SoftphoneOptions {
     pub tone: f64,
     /// Answer incoming calls at once.
     pub auto_answer: bool,
+    /// Talk SIP over TCP (to the outbound proxy and in its Contact) instead of UDP.
+    pub tcp: bool,
 }
 
 /// A running baresip. Dropping it stops it (SIGINT, as baresip ignores SIGTERM).
@@ -222,9 +224,17 @@ impl Softphone {
         );
         std::fs::write(dir.path().join("config"), config)
             .map_err(|e| format!("writing baresip config: {e}"))?;
+        let (transport, outbound) = if options.tcp {
+            (
+                ";transport=tcp",
+                format!("{};transport=tcp", options.outbound),
+            )
+        } else {
+            ("", options.outbound.clone())
+        };
         let mut account = format!(
-            "<sip:{}@{}>;auth_pass={};outbound=\"{}\";regint={};audio_codecs=PCMU,PCMA",
-            options.user, options.domain, options.password, options.outbound, options.regint
+            "<sip:{}@{}{transport}>;auth_pass={};outbound=\"{outbound}\";regint={};audio_codecs=PCMU,PCMA",
+            options.user, options.domain, options.password, options.regint
         );
         if options.auto_answer {
             account.push_str(";answermode=auto");

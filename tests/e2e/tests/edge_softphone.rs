@@ -11,6 +11,7 @@
 //!   itself, and carries audio; the softphone's BYE ends it.
 //! - A softphone that stops is reported within the check interval, and a call then gets a final
 //!   response at once instead of ringing into silence.
+//! - The same over TCP between the softphone and VICIfast.
 //! - The listener refuses addresses off this computer.
 #![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
@@ -83,6 +84,10 @@ fn start_vicifast(office: &Office, extra: &[&str]) -> (Cli, String) {
 }
 
 fn softphone(office: &Office, listen: &str, password: &str) -> Softphone {
+    softphone_over(office, listen, password, false)
+}
+
+fn softphone_over(office: &Office, listen: &str, password: &str, tcp: bool) -> Softphone {
     Softphone::start(
         &SoftphoneOptions {
             user: office.ext.clone(),
@@ -92,6 +97,7 @@ fn softphone(office: &Office, listen: &str, password: &str) -> Softphone {
             regint: 60,
             tone: SOFTPHONE_TONE,
             auto_answer: true,
+            tcp,
         },
         &[],
     )
@@ -109,6 +115,7 @@ fn peer(office: &Office) -> Softphone {
             regint: 60,
             tone: PEER_TONE,
             auto_answer: true,
+            tcp: false,
         },
         &[],
     )
@@ -288,6 +295,31 @@ fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() 
         );
         std::thread::park_timeout(Duration::from_millis(50));
     }
+    drop(phone);
+    drop(peer);
+    cli.interrupt().unwrap();
+    assert!(cli.wait_exit(WAIT).unwrap().success());
+}
+
+#[test]
+fn a_softphone_over_tcp_registers_and_takes_a_call() {
+    if skip_without_baresip("a_softphone_over_tcp_registers_and_takes_a_call") {
+        return;
+    }
+    let office = office();
+    let (mut cli, listen) = start_vicifast(&office, &[]);
+    let phone = softphone_over(&office, &listen, &office.password, true);
+    let status = softphone_state(&mut cli, &phone, "answering", WAIT);
+    assert_eq!(status["transport"], "tcp", "{status}");
+    let peer = peer(&office);
+    peer.command("dial", &format!("sip:{}@127.0.0.1", office.ext))
+        .unwrap();
+    let heard = phone.wait_heard(2.0, WAIT).unwrap();
+    assert_tone(&heard, PEER_TONE, "softphone over TCP (call in)");
+    let heard = peer.wait_heard(2.0, WAIT).unwrap();
+    assert_tone(&heard, SOFTPHONE_TONE, "caller of the TCP softphone");
+    peer.command("hangup", "").unwrap();
+    phone.wait_for_output("terminated", WAIT).unwrap();
     drop(phone);
     drop(peer);
     cli.interrupt().unwrap();

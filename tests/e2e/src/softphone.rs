@@ -41,6 +41,17 @@ pub fn free_udp_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free UDP port: {e}"))
 }
 
+/// A loopback port free for both UDP and TCP when asked (baresip binds both).
+pub fn free_port_pair() -> u16 {
+    for _ in 0..20 {
+        let port = free_udp_port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    free_udp_port()
+}
+
 /// A free loopback TCP port (free when asked).
 pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -191,13 +202,27 @@ struct Output {
 
 impl Softphone {
     /// Writes the config and starts baresip on a free loopback port, running `commands` (such
-    /// as `/dial sip:…`) once it is up.
+    /// as `/dial sip:…`) once it is up; returns once it says it is ready. A port taken between
+    /// choosing and binding it (other tests run at the same time) means another try.
     pub fn start(options: &SoftphoneOptions, commands: &[String]) -> Result<Softphone, String> {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let phone = Self::start_once(options, commands)?;
+            match phone.wait_for_output("baresip is ready", Duration::from_secs(20)) {
+                Ok(()) => return Ok(phone),
+                Err(err) if phone.output_tail().contains("Address already in use") => last = err,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last)
+    }
+
+    fn start_once(options: &SoftphoneOptions, commands: &[String]) -> Result<Softphone, String> {
         let dir = tempfile::Builder::new()
             .prefix("vicifast-softphone-")
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
-        let port = free_udp_port();
+        let port = free_port_pair();
         let ctrl_port = free_tcp_port();
         let tone = dir.path().join("tone.wav");
         write_tone(&tone, options.tone, 60).map_err(|e| format!("writing the tone: {e}"))?;

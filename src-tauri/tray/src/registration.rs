@@ -409,6 +409,22 @@ pub fn forward(app: &App, event: EngineEvent) {
             app.view().push_trace(trace.clone());
             app.emit("trace", &trace);
         }
+        EngineEvent::Softphone(status) => {
+            let entry = timeline::from_softphone(&status);
+            app.view().push_timeline(entry.clone());
+            app.emit("softphone", &status);
+            announce(
+                app,
+                Some(entry),
+                false,
+                notifications::on_softphone(&status.inner),
+            );
+        }
+        EngineEvent::CallRefused(refused) => {
+            let entry = timeline::from_refused_call(&refused);
+            app.view().push_timeline(entry.clone());
+            announce(app, Some(entry), false, None);
+        }
         _ => {}
     }
 }

@@ -50,10 +50,12 @@ bench-register: deps-engine
 
 -include mk/*.mk
 
-test: deps-engine $(if $(wildcard mk/app.mk),app-deps) lint test-engine test-e2e $(if $(wildcard mk/app.mk),app-test)
+test: deps-engine $(if $(wildcard mk/app.mk),app-deps) lint test-engine test-e2e $(if $(wildcard mk/app.mk),app-test) \
+  $(if $(wildcard mk/windows.mk),lint-windows test-windows)
 	@echo "make test: all checks and tests passed"
 
-bench: bench-register bench-edge $(if $(wildcard mk/netns.mk),bench-mobility) $(if $(wildcard mk/app.mk),bench-app)
+bench: bench-register bench-flood bench-edge $(if $(wildcard mk/netns.mk),bench-mobility) $(if $(wildcard mk/app.mk),bench-app) \
+  $(if $(wildcard mk/windows.mk),bench-windows)
 
 # Time the softphone edge proxy adds relaying INVITE and 200 OK, and CPU per relayed message,
 # VICIfast beside Kamailio on the same loopback path.

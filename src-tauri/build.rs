@@ -7,6 +7,7 @@ fn main() {
             "save_settings",
             "register",
             "unregister",
+            "take_over",
             "clear_trace",
         ]),
     ))

@@ -68,6 +68,12 @@ pub async fn unregister(app: AppHandle, link: State<'_, TrayLink>) -> Answer {
     link.call(&app, Call::Unregister).await
 }
 
+/// "Use this computer" after another device took the extension ("stop here" is `unregister`).
+#[tauri::command]
+pub async fn take_over(app: AppHandle, link: State<'_, TrayLink>) -> Answer {
+    link.call(&app, Call::TakeOver).await
+}
+
 #[tauri::command]
 pub async fn clear_trace(app: AppHandle, link: State<'_, TrayLink>) -> Answer {
     link.call(&app, Call::ClearTrace).await

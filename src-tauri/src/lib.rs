@@ -5,6 +5,8 @@
 
 mod commands;
 mod link;
+#[cfg(windows)]
+mod webview2;
 mod window;
 
 use link::TrayLink;
@@ -14,6 +16,8 @@ pub const WINDOW_FLAG: &str = "--window";
 
 pub fn run() {
     vicifast_tray::init_logging();
+    #[cfg(windows)]
+    webview2::require();
     let built = tauri::Builder::default()
         // First, so a second launch is handed over before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
@@ -25,6 +29,7 @@ pub fn run() {
             commands::save_settings,
             commands::register,
             commands::unregister,
+            commands::take_over,
             commands::clear_trace,
         ])
         .setup(|app| {

@@ -54,6 +54,7 @@ const TIMELINE_MARKS: Record<string, string> = {
   retrying: '↻',
   unregistered: '−',
   incoming_call: '☎',
+  extension_in_use: '⚠',
   offline: '⌀',
   credentials_changed: '⚿',
 };
@@ -250,14 +251,16 @@ export class App {
       );
       document.title = 'VICIfast';
       this.renderProblem(null);
+      this.renderInUse(null);
       this.renderButtons(null);
       this.renderDetails();
       return;
     }
     const view = statusView(status, this.since?.since ?? this.now(), this.now(), ui.interface);
     card.className = `state-card tone-${view.look.tone}`;
-    if (card.dataset['state'] !== status.state) {
+    if (card.dataset['state'] !== status.state || card.dataset['icon'] !== view.look.icon) {
       card.dataset['state'] = status.state;
+      card.dataset['icon'] = view.look.icon;
       iconSlot.replaceChildren(stateIcon(view.look.icon));
     }
     setText(byId('state-label'), view.look.label);
@@ -265,6 +268,7 @@ export class App {
     setText(byId('state-summary'), view.look.summary);
     document.title = `VICIfast — ${view.look.label}`;
     this.renderProblem(status);
+    this.renderInUse(status);
     this.renderButtons(status.state);
     this.renderDetails();
   }
@@ -302,11 +306,22 @@ export class App {
     byId<HTMLDetailsElement>('problem-details').open = false;
   }
 
+  /** The choice while another device holds the extension: use this computer, or stop here. */
+  private renderInUse(status: StatusEvent | null): void {
+    const info = status?.extension_in_use ?? null;
+    const panel = byId('in-use');
+    panel.hidden = info === null;
+    if (!info) return;
+    setText(byId('in-use-message'), info.message);
+    setText(byId('in-use-note'), info.take_over_note);
+  }
+
   private renderButtons(state: string | null): void {
     const reg = byId<HTMLButtonElement>('btn-register');
     const unreg = byId<HTMLButtonElement>('btn-unregister');
     const configured = !!this.ui?.settings;
-    reg.disabled = !configured || state === 'registering' || state === 'registered';
+    const inUse = !!this.ui?.status?.extension_in_use;
+    reg.disabled = !configured || state === 'registering' || (state === 'registered' && !inUse);
     setText(
       reg,
       state === 'retrying' || state === 'failed' || state === 'offline'
@@ -560,7 +575,7 @@ export class App {
   }
 
   private async command(
-    cmd: 'register' | 'unregister' | 'clear_trace',
+    cmd: 'register' | 'unregister' | 'take_over' | 'clear_trace',
     done: string,
     failed: string,
   ): Promise<void> {
@@ -605,6 +620,17 @@ export class App {
       void this.command('unregister', 'Unregistering…', 'Could not unregister');
     });
     byId('btn-settings').addEventListener('click', () => this.openSettings(null));
+    byId('in-use-take-over').addEventListener('click', () => {
+      const note = this.ui?.status?.extension_in_use?.take_over_note ?? '';
+      void this.command(
+        'take_over',
+        `Registering on this computer… ${note}`.trim(),
+        'Could not register here',
+      );
+    });
+    byId('in-use-stop').addEventListener('click', () => {
+      void this.command('unregister', 'Unregistering…', 'Could not unregister');
+    });
     byId('btn-cancel').addEventListener('click', () => this.showStatusView(true));
     byId('problem-button').addEventListener('click', (ev) => {
       const t = (ev.currentTarget as HTMLElement).dataset['target'] as GuidanceTarget | undefined;

@@ -67,9 +67,16 @@ const GUIDANCE: Record<string, Guidance> = {
     text: 'Something between you and the server (often a router’s “SIP ALG”) may be changing messages. TLS cannot be changed on the way; ask your administrator.',
     button: { label: 'Change transport', target: 'transport' },
   },
+  extension_in_use: {
+    text: 'Another phone or computer is signed in with this extension. Sign it out, or choose below which device keeps the extension.',
+  },
   credentials: {
     text: 'The saved password could not be read from this computer’s keychain. Unlock the keychain (log out and in again), or enter the password again.',
     button: { label: 'Enter password', target: 'password' },
+  },
+  invalid_settings: {
+    text: 'A setting cannot be used as it is (the details name it), so nothing was sent to the phone server. Correct it in Settings.',
+    button: { label: 'Open settings', target: 'server' },
   },
 };
 

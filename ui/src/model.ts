@@ -128,13 +128,27 @@ export function transportName(t: string | null | undefined): string {
   return TRANSPORT_NAMES[t] ?? t.toUpperCase();
 }
 
+/** While another device holds the extension, "registered" is not the whole truth. */
+const IN_USE_LOOK: StateLook = {
+  label: 'Extension in use elsewhere',
+  icon: 'arrows',
+  tone: 'warn',
+  summary: 'Another device took this extension: calls may go there instead of this computer.',
+};
+
+/** The look of a status: its state's, unless another device holds the extension. */
+export function lookOfStatus(status: StatusEvent): StateLook {
+  if (status.extension_in_use && status.state === 'registered') return IN_USE_LOOK;
+  return lookOf(status.state);
+}
+
 export function statusView(
   status: StatusEvent,
   stateSince: number,
   now: number,
   iface: string | null,
 ): StatusView {
-  const look = lookOf(status.state);
+  const look = lookOfStatus(status);
   const rows: DetailRow[] = [];
   const countdown = countdownOf(status, now);
   if (countdown) rows.push({ key: 'countdown', label: countdown.label, value: countdown.value });
@@ -152,6 +166,17 @@ export function statusView(
       label: 'Other devices',
       value: `${others} other ${others === 1 ? 'device is' : 'devices are'} registered for this extension`,
     });
+  }
+  const stale = (status.bindings ?? []).filter((b) => b.ours && b.stale).length;
+  if (stale > 0) {
+    rows.push({
+      key: 'stale',
+      label: 'Old registration',
+      value: `${stale} old ${stale === 1 ? 'registration' : 'registrations'} of this computer (from before a restart or a network change) being removed`,
+    });
+  }
+  if (status.expiry_adjusted && status.state === 'registered') {
+    rows.push({ key: 'expiry', label: 'Renewal', value: status.expiry_adjusted.message });
   }
   let announcement = `${look.label}. ${look.summary}`;
   if (status.problem) announcement += ` ${status.problem.message}`;

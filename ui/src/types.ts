@@ -25,6 +25,8 @@ export const PROBLEM_CODES = [
   'transport_error',
   'invalid_response',
   'credentials',
+  'invalid_settings',
+  'extension_in_use',
 ] as const;
 export type KnownProblemCode = (typeof PROBLEM_CODES)[number];
 
@@ -43,6 +45,38 @@ export interface BindingInfo {
   contact: string;
   expires_in: number | null;
   ours: boolean;
+  /** Ours, but left from before a crash or a network change; removed with the next REGISTER. */
+  stale?: boolean;
+}
+
+/** Set while VICIfast refreshes on another lifetime than the phone server granted. */
+export interface ExpiryAdjustment {
+  granted: number;
+  refreshed_as: number;
+  /** "below_minimum" | "above_requested"; kept as string for forward compatibility. */
+  reason: string;
+  message: string;
+}
+
+/** A device other than this computer holding a binding of the extension. */
+export interface OtherDevice {
+  contact: string;
+  /** "ip:port" where the registrar sees it, when known. */
+  address: string | null;
+  user_agent: string | null;
+  expires_in: number | null;
+}
+
+/** Set on a status while another device holds the extension instead of this computer. */
+export interface ExtensionInUse {
+  account: string;
+  others: OtherDevice[];
+  /** "binding_check" | "qualify_stopped" | "registration"; kept as string. */
+  detected_by: string;
+  /** What happened, naming the other device. */
+  message: string;
+  /** What "Use this computer" does. */
+  take_over_note: string;
 }
 
 /** Payload of the `status` event and `UiState.status`. */
@@ -61,6 +95,9 @@ export interface StatusEvent {
   next_attempt_in: number | null;
   problem: Problem | null;
   bindings: BindingInfo[];
+  expiry_adjusted?: ExpiryAdjustment | null;
+  /** Absent from an older backend. */
+  extension_in_use?: ExtensionInUse | null;
 }
 
 export interface TimelineEntry {

@@ -105,6 +105,21 @@ export interface ValidationResult {
   password?: string | null;
 }
 
+// The same rule the backend applies to every field (vicifast_core::validate): a control
+// character could change the SIP message, so it is refused before anything else is checked.
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
+
+const CONTROL_LABELS: Partial<Record<FieldName, string>> = {
+  server: 'server address',
+  extension: 'extension',
+  auth_user: 'authentication user name',
+  domain: 'domain',
+  port: 'port',
+  outbound_proxy: 'outbound proxy',
+  expires: 'registration time',
+};
+
 export function validateSettings(input: SettingsInput, hasPassword: boolean): ValidationResult {
   const errors: FieldErrors = {};
 
@@ -146,6 +161,12 @@ export function validateSettings(input: SettingsInput, hasPassword: boolean): Va
 
   if (!hasPassword && input.password === '')
     errors.password = 'Enter the password for this extension.';
+
+  for (const [field, label] of Object.entries(CONTROL_LABELS) as [FieldName, string][]) {
+    const value = input[field];
+    if (typeof value === 'string' && CONTROL_RE.test(value))
+      errors[field] = `The ${label} cannot contain control characters such as tabs or line breaks.`;
+  }
 
   if (Object.keys(errors).length > 0) return { errors };
   return {

@@ -1,19 +1,18 @@
 //! What the user enters for an account, and the checks that turn it into an engine config.
+//!
+//! The checks of each value are `vicifast_core::validate`'s: the same for the settings file, the
+//! window and the CLI's flags. What is checked here is how the fields combine (a port given
+//! twice, a transport the URI contradicts).
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 use vicifast_core::edge::{EdgeConfig, EdgeConfigError, FixedContact, DEFAULT_LISTEN};
-use vicifast_core::{AccountConfig, AddressError, ServerAddress, Transport};
+use vicifast_core::validate::{self, ValidationError};
+use vicifast_core::{AccountConfig, Transport};
 
 /// The registration lifetime asked for when the user does not choose one.
 pub const DEFAULT_EXPIRES: u32 = 300;
-
-/// Shortest and longest registration lifetime accepted, in seconds (as `vicifast-cli --expires`).
-const EXPIRES_RANGE: std::ops::RangeInclusive<u32> = 1..=86_400;
-
-/// Longest account name: it names the keychain entry and shows in the window and tray.
-const NAME_MAX_CHARS: usize = 64;
 
 /// One account as the user enters it (also the IPC `Settings` shape minus start_at_login).
 /// It holds no password: that lives in the keychain, under [`AccountSettings::name`].
@@ -215,16 +214,12 @@ impl AccountSettings {
     /// Surrounding blanks are ignored, and an optional field holding only blanks counts as
     /// not set (what an emptied text box sends).
     pub fn to_config(&self) -> Result<AccountConfig, FieldError> {
-        let name = check_name(&self.name)?;
+        let name = self.name.trim();
+        validate::name(name)?;
 
-        let mut registrar = parse_server("server", "server address", &self.server)?;
+        let mut registrar = validate::server(&self.server)?;
         if let Some(port) = self.port {
-            if port == 0 {
-                return Err(FieldError::new(
-                    "port",
-                    "The port must be a number from 1 to 65535 (usually 5060, or 5061 for TLS).",
-                ));
-            }
+            validate::port(port)?;
             match registrar.port {
                 Some(in_server) if in_server != port => {
                     return Err(FieldError::new(
@@ -240,50 +235,20 @@ impl AccountSettings {
         }
 
         let extension = self.extension.trim();
-        if extension.is_empty() {
-            return Err(FieldError::new(
-                "extension",
-                "Enter the extension (your phone number at the PBX, such as 101).",
-            ));
-        }
-        if let Some(c) = extension.chars().find(|c| !is_sip_user_char(*c)) {
-            return Err(FieldError::new(
-                "extension",
-                format!(
-                    "The extension cannot contain {}: it is usually just digits, such as 101.",
-                    describe_char(c)
-                ),
-            ));
-        }
+        validate::user(extension)?;
 
         let auth_user = non_blank(self.auth_user.as_deref());
         if let Some(user) = auth_user {
-            if let Some(c) = user.chars().find(|c| c.is_control() || *c == '"') {
-                return Err(FieldError::new(
-                    "auth_user",
-                    format!(
-                        "The authentication user name cannot contain {}.",
-                        describe_char(c)
-                    ),
-                ));
-            }
+            validate::auth_user(user)?;
         }
 
         let domain = non_blank(self.domain.as_deref());
         if let Some(domain) = domain {
-            if !is_domain(domain) {
-                return Err(FieldError::new(
-                    "domain",
-                    format!(
-                        "`{domain}` is not a domain: enter a name such as example.com or an IP \
-                         address, without sip: or a port (or leave it empty to use the server's)."
-                    ),
-                ));
-            }
+            validate::domain(domain)?;
         }
 
         let outbound_proxy = match non_blank(self.outbound_proxy.as_deref()) {
-            Some(proxy) => Some(parse_server("outbound_proxy", "outbound proxy", proxy)?),
+            Some(proxy) => Some(validate::outbound_proxy(proxy)?),
             None => None,
         };
 
@@ -309,16 +274,7 @@ impl AccountSettings {
             }
         }
 
-        if !EXPIRES_RANGE.contains(&self.expires) {
-            return Err(FieldError::new(
-                "expires",
-                format!(
-                    "The registration time must be from {} to {} seconds (300 suits most PBXs).",
-                    EXPIRES_RANGE.start(),
-                    EXPIRES_RANGE.end()
-                ),
-            ));
-        }
+        validate::expires(self.expires)?;
 
         self.softphone_config()?;
 
@@ -328,99 +284,20 @@ impl AccountSettings {
         config.transport = Some(self.transport);
         config.outbound_proxy = outbound_proxy;
         config.expires = Duration::from_secs(u64::from(self.expires));
+        // The same check the core makes before sending anything.
+        config.validate()?;
         Ok(config)
     }
 }
 
-fn check_name(name: &str) -> Result<&str, FieldError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(FieldError::new(
-            "name",
-            "Give the account a name (such as Office).",
-        ));
+impl From<ValidationError> for FieldError {
+    fn from(err: ValidationError) -> Self {
+        Self::new(err.field.key(), err.to_string())
     }
-    if name.chars().count() > NAME_MAX_CHARS {
-        return Err(FieldError::new(
-            "name",
-            format!("The account name is too long: use at most {NAME_MAX_CHARS} characters."),
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "name",
-            "The account name cannot contain control characters such as tabs or line breaks.",
-        ));
-    }
-    Ok(name)
-}
-
-fn parse_server(field: &str, what: &str, input: &str) -> Result<ServerAddress, FieldError> {
-    ServerAddress::parse(input).map_err(|err| {
-        let message = match err {
-            AddressError::Empty if field == "server" => {
-                "Enter the server (your PBX's address, such as pbx.example.com).".to_owned()
-            }
-            AddressError::Empty => format!("Enter the {what}, or leave it out."),
-            AddressError::BadPort(port) => format!(
-                "`{port}` in the {what} is not a port: use a number from 1 to 65535 \
-                 (usually 5060, or 5061 for TLS)."
-            ),
-            AddressError::BadHost(host) => format!(
-                "`{host}` is not a host name or IP address: enter the {what} as a name such as \
-                 pbx.example.com, or an address such as 192.0.2.10."
-            ),
-            AddressError::BadScheme(scheme) => format!(
-                "The {what} cannot start with {scheme}:// (a SIP address starts with sip: or \
-                 sips:, or just give the host name)."
-            ),
-            AddressError::BadTransport(t) => format!(
-                "The {what} names the transport `{t}`, which VICIfast does not know: use udp, \
-                 tcp or tls."
-            ),
-            AddressError::SipsNeedsTls(t) => format!(
-                "A sips: {what} needs the TLS transport, not {}: remove ;transport= or use sip:.",
-                upper(t)
-            ),
-        };
-        FieldError::new(field, message)
-    })
 }
 
 fn non_blank(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
-}
-
-/// Characters RFC 3261 allows unescaped in a SIP URI's user part.
-fn is_sip_user_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/%".contains(c)
-}
-
-fn is_domain(domain: &str) -> bool {
-    if domain.parse::<std::net::IpAddr>().is_ok() {
-        return true;
-    }
-    let inner = domain
-        .strip_prefix('[')
-        .and_then(|d| d.strip_suffix(']'))
-        .unwrap_or(domain);
-    if inner.parse::<std::net::Ipv6Addr>().is_ok() {
-        return true;
-    }
-    domain.split('.').all(|label| {
-        !label.is_empty()
-            && label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    })
-}
-
-fn describe_char(c: char) -> String {
-    match c {
-        ' ' => "spaces".to_owned(),
-        c if c.is_control() => "control characters such as tabs or line breaks".to_owned(),
-        c => format!("`{c}`"),
-    }
 }
 
 fn upper(t: Transport) -> &'static str {
@@ -656,6 +533,42 @@ mod tests {
             );
             assert!(err.message.ends_with('.'), "{err}");
         }
+    }
+
+    #[test]
+    fn no_line_break_in_any_field_gets_through() {
+        type Change = fn(&mut AccountSettings);
+        let cases: [(&str, Change); 6] = [
+            ("extension", |a| a.extension = "101\r\nX-Evil: 1".into()),
+            ("auth_user", |a| a.auth_user = Some("a\r\nX-Evil: 1".into())),
+            ("domain", |a| a.domain = Some("example.com\r\nX: 1".into())),
+            ("server", |a| {
+                a.server = "sip:pbx;transport=udp\r\nX: 1".into()
+            }),
+            ("outbound_proxy", |a| {
+                a.outbound_proxy = Some("proxy\nX: 1".into())
+            }),
+            ("name", |a| a.name = "Of\nfice".into()),
+        ];
+        for (field, change) in cases {
+            let mut a = account();
+            change(&mut a);
+            let err = a.to_config().expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.message.contains("control characters"), "{err}");
+        }
+    }
+
+    #[test]
+    fn hosts_too_long_or_ambiguous_are_refused() {
+        let mut a = account();
+        a.server = "a".repeat(10_000);
+        let err = a.to_config().unwrap_err();
+        assert_eq!(err.field, "server");
+        assert!(err.message.contains("at most 253"), "{err}");
+        a.server = "a:b:5060".into();
+        let err = a.to_config().unwrap_err();
+        assert!(err.message.contains("brackets"), "{err}");
     }
 
     #[test]

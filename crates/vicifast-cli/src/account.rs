@@ -51,8 +51,8 @@ pub struct SetArgs {
     /// Transport (default: from the registrar URI, else udp).
     #[arg(long, value_parser = crate::parse_transport)]
     transport: Option<Transport>,
-    /// Requested registration lifetime in seconds.
-    #[arg(long, default_value_t = vicifast_accounts::DEFAULT_EXPIRES)]
+    /// Requested registration lifetime in seconds (1 to 86400).
+    #[arg(long, default_value_t = vicifast_accounts::DEFAULT_EXPIRES, value_parser = crate::parse_expires, allow_hyphen_values = true)]
     expires: u32,
     /// Send requests through this proxy (sip:host[:port][;transport=...]).
     #[arg(long)]
@@ -328,7 +328,7 @@ fn remove(store: &ConfigStore, keychain: &dyn Keychain, name: &str) -> ExitCode 
 
 /// The password from `--password-stdin` or `--password-env VAR`, or `None` when neither is given.
 /// The `account set` flag that carries a settings field.
-fn flag_of(field: &str) -> &'static str {
+pub fn flag_of(field: &str) -> &'static str {
     match field {
         "name" => "<NAME>",
         "extension" => "--user",
@@ -337,6 +337,7 @@ fn flag_of(field: &str) -> &'static str {
         "transport" => "--transport",
         "outbound_proxy" => "--outbound-proxy",
         "expires" => "--expires",
+        "instance_id" => "--instance-id",
         _ => "--registrar",
     }
 }

@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 use vicifast_engine::{
-    BindingInfo, Problem, RegistrationState, SoftphoneStatus, Stamped, Status, TraceEntry,
+    escape_uncut, BindingInfo, ExtensionInUse, Problem, RegistrationState, SoftphoneStatus,
+    Stamped, Status, TraceEntry,
 };
 
 pub fn json_line<T: serde::Serialize>(value: &T) {
@@ -78,6 +79,9 @@ fn describe(stamped: &Stamped<Status>) -> String {
             if let Some(refresh) = s.next_refresh_in {
                 text.push_str(&format!(", refresh in {refresh} s"));
             }
+            if let Some(adjusted) = &s.expiry_adjusted {
+                text.push_str(&format!(" — {}", adjusted.message));
+            }
         }
         RegistrationState::Retrying => {
             if let Some(next) = s.next_attempt_in {
@@ -122,7 +126,13 @@ pub fn bindings(bindings: &[BindingInfo], json: bool) {
         let expires = b
             .expires_in
             .map_or_else(|| "?".to_owned(), |e| e.to_string());
-        println!("{} expires_in={expires}", b.contact);
+        let whose = match (b.ours, b.stale) {
+            (true, false) => " (this computer)",
+            (true, true) => " (this computer, old; being removed)",
+            (false, _) => "",
+        };
+        // The registrar's text: printed so that it cannot steer the terminal.
+        println!("{} expires_in={expires}{whose}", escape_uncut(&b.contact));
     }
 }
 
@@ -133,7 +143,7 @@ pub fn removed(removed: &[String], json: bool) {
     }
     println!("removed {} binding(s)", removed.len());
     for contact in removed {
-        println!("{contact}");
+        println!("{}", escape_uncut(contact));
     }
 }
 
@@ -151,7 +161,9 @@ pub fn query_failed(problem: &Problem, json: bool) -> ExitCode {
 /// Where the softphone listener was bound (the port matters when 0 asked for a free one).
 pub fn softphone_listener(listen: std::net::SocketAddr, json: bool) {
     if json {
-        json_line(&serde_json::json!({ "softphone_listen": listen.to_string() }));
+        json_line(
+            &serde_json::json!({ "event": "softphone_listener", "listen": listen.to_string() }),
+        );
     } else {
         eprintln!("listening for the softphone on {listen} (UDP and TCP): set it as the softphone's outbound proxy");
     }
@@ -162,11 +174,12 @@ pub fn describe_softphone(stamped: &Stamped<SoftphoneStatus>) -> String {
     let s = &stamped.inner;
     let time = stamped.at.get(11..19).unwrap_or(&stamped.at);
     let mut text = format!("{time} {} softphone {}", s.account, s.state);
+    // What the softphone sent (its User-Agent, Contact) is escaped: it is another program's text.
     if let Some(agent) = &s.user_agent {
-        text.push_str(&format!(" ({agent})"));
+        text.push_str(&format!(" ({})", vicifast_engine::escape(agent)));
     }
     if let Some(contact) = &s.contact {
-        text.push_str(&format!(" at {contact}"));
+        text.push_str(&format!(" at {}", vicifast_engine::escape(contact)));
     }
     if let Some(problem) = &s.problem {
         text.push_str(&format!(
@@ -174,8 +187,21 @@ pub fn describe_softphone(stamped: &Stamped<SoftphoneStatus>) -> String {
             problem.message,
             problem.action,
             problem.code.as_str(),
-            problem.detail
+            vicifast_engine::escape(&problem.detail)
         ));
     }
     text
+}
+
+/// The note printed (on stderr) when another device took the extension, with the two choices.
+pub fn extension_in_use(info: &ExtensionInUse, pid: u32) -> String {
+    let choice = if cfg!(unix) {
+        format!("Use this computer: kill -USR1 {pid}. Stop here: Ctrl-C.")
+    } else {
+        "Stop here: Ctrl-C.".to_owned()
+    };
+    format!(
+        "{} {} {choice} [extension_in_use]",
+        info.message, info.take_over_note
+    )
 }

@@ -159,6 +159,27 @@ pub(crate) fn refreshed_lifetime(granted: u32, requested: u32) -> (u32, Option<E
     }
 }
 
+/// Where a listed binding's device is reached, `host:port`: the source address the registrar
+/// saw it at when it lists one (Kamailio's `received`), else the Contact's host and port.
+pub(crate) fn listed_contact_address(contact: &NameAddr) -> Option<String> {
+    let hostport = |uri: &str| {
+        UriParts::parse(uri).map(|u| {
+            let host = if u.host.contains(':') {
+                format!("[{}]", u.host.trim_matches(|c| c == '[' || c == ']'))
+            } else {
+                u.host
+            };
+            match u.port {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            }
+        })
+    };
+    param(&contact.params, "received")
+        .and_then(hostport)
+        .or_else(|| hostport(&contact.uri))
+}
+
 fn split_all(headers: &Headers) -> Vec<String> {
     headers.get_all("contact").flat_map(split_list).collect()
 }
@@ -290,6 +311,22 @@ mod tests {
             Some((u32::MAX, ExpiryAdjustmentReason::AboveRequested))
         );
         assert_eq!(refreshed_lifetime(u32::MAX, u32::MAX).0, MAX_EXPIRES);
+    }
+
+    #[test]
+    fn a_listed_device_is_found_where_the_registrar_saw_it() {
+        let kamailio =
+            NameAddr::parse("<sip:101@10.0.0.5:5060>;expires=60;received=\"sip:198.18.0.9:4321\"")
+                .unwrap();
+        assert_eq!(
+            listed_contact_address(&kamailio).as_deref(),
+            Some("198.18.0.9:4321")
+        );
+        let plain = NameAddr::parse("<sip:101@[2001:db8::5]:5070;transport=tcp>").unwrap();
+        assert_eq!(
+            listed_contact_address(&plain).as_deref(),
+            Some("[2001:db8::5]:5070")
+        );
     }
 
     #[test]

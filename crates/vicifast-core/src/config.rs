@@ -6,7 +6,8 @@ use std::fmt;
 use std::time::Duration;
 
 /// A registrar or proxy address as the user typed it: `host`, `host:port`, `[v6]:port`,
-/// `sip:host[:port][;transport=tcp]` or `sips:host[:port]`.
+/// `sip:host[:port][;transport=tcp]` or `sips:host[:port]`. The host follows
+/// [`crate::validate::host`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerAddress {
     /// Host name or numeric address (IPv6 without brackets).
@@ -32,11 +33,25 @@ pub enum AddressError {
     BadTransport(String),
     #[error("sips: needs the TLS transport, not {0}")]
     SipsNeedsTls(Transport),
+    #[error("the server address contains a control character (such as a line break)")]
+    ControlCharacter,
+    #[error("the host name is {0} characters long; at most 253 are allowed")]
+    HostTooLong(usize),
+    #[error("a part of the host name is longer than 63 characters")]
+    LabelTooLong(String),
+    #[error(
+        "`{0}` is not a host name; an IPv6 address goes in brackets, such as [2001:db8::1]:5060"
+    )]
+    Ipv6NeedsBrackets(String),
 }
 
 impl ServerAddress {
     /// Parses what a user may type as a server: see the type's documentation.
     pub fn parse(input: &str) -> Result<Self, AddressError> {
+        // Checked before trimming: a line break must be refused, not quietly cut off.
+        if input.chars().any(char::is_control) {
+            return Err(AddressError::ControlCharacter);
+        }
         let input = input.trim();
         if input.is_empty() {
             return Err(AddressError::Empty);
@@ -135,13 +150,7 @@ fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), AddressError
             None => (hostport.to_owned(), None),
         }
     };
-    if host.is_empty()
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
-    {
-        return Err(AddressError::BadHost(hostport.to_owned()));
-    }
+    crate::validate::host(&host)?;
     let port = match port {
         None => None,
         Some(p) => match p.parse::<u16>() {
@@ -232,6 +241,9 @@ pub struct AccountConfig {
     /// Keep-alive interval on TCP/TLS flows (RFC 5626 CRLFCRLF ping, CRLF pong). Kamailio and
     /// OpenSIPS close a TCP connection idle for 120 s by default: 90 s stays well inside that.
     pub keepalive_stream: Duration,
+    /// How often, roughly (jittered ±25 %), to ask the registrar between refreshes which
+    /// bindings the extension has, to notice another device taking it; `None` never asks.
+    pub binding_check_interval: Option<Duration>,
 }
 
 impl AccountConfig {
@@ -254,6 +266,7 @@ impl AccountConfig {
             timers: TransactionTimers::default(),
             keepalive_udp: Duration::from_secs(25),
             keepalive_stream: Duration::from_secs(90),
+            binding_check_interval: Some(Duration::from_secs(120)),
         }
     }
 

@@ -139,6 +139,15 @@ fn parse_challenge(value: &str) -> Result<digest_auth::WwwAuthenticateHeader, St
             _ => {}
         }
     }
+    // Realm, nonce and opaque are echoed in our credentials: a control character there would
+    // reach the wire (the parser rejects them in messages; this holds for any caller).
+    if [&realm, &nonce, &opaque]
+        .into_iter()
+        .flatten()
+        .any(|v| v.chars().any(char::is_control))
+    {
+        return Err("control character in the challenge".to_owned());
+    }
     let realm = realm.ok_or("challenge without realm")?;
     let nonce = nonce.ok_or("challenge without nonce")?;
     // qop=auth whenever offered; auth-int only when it is all the server accepts.
@@ -193,6 +202,21 @@ mod tests {
                 let (n, v) = p.split_once('=')?;
                 (n.trim() == name).then(|| v.trim().trim_matches('"').to_owned())
             })
+    }
+
+    #[test]
+    fn a_challenge_with_control_characters_is_unsupported() {
+        // Found by the challenge fuzz target: a bare CR and NULs in the nonce were echoed.
+        for value in [
+            "Digest realm=\"a\", nonce=\"x\ry\"",
+            "Digest realm=\"a\0\", nonce=\"xy\"",
+            "Digest realm=\"a\", nonce=\"xy\", opaque=\"\u{1b}[2J\"",
+        ] {
+            assert!(matches!(
+                DigestSession::from_challenges([value], false),
+                Err(ChallengeError::Unsupported(_))
+            ));
+        }
     }
 
     #[test]

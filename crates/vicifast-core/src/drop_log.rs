@@ -178,6 +178,12 @@ pub fn escape(text: &str) -> String {
     escape_chars(text, MAX_LOGGED_CHARS, false)
 }
 
+/// [`escape`] without the cut: for remote values a user needs whole (a contact URI printed by
+/// the CLI), still on one line and unable to steer a terminal.
+pub fn escape_uncut(text: &str) -> String {
+    escape_chars(text, usize::MAX, false)
+}
+
 /// [`escape`] for bytes that may not be UTF-8.
 pub fn escape_bytes(bytes: &[u8]) -> String {
     escape(&String::from_utf8_lossy(bytes))

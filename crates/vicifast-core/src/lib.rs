@@ -43,11 +43,14 @@ pub mod config;
 mod digest;
 pub mod drop_log;
 pub mod edge;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 mod registration;
 pub mod status;
 mod timer;
 mod transaction;
+pub mod validate;
 
 pub use config::{AccountConfig, AddressError, Password, ServerAddress, TransactionTimers};
 pub use digest::ChallengeError;
@@ -55,9 +58,11 @@ pub use drop_log::{DropLog, DropReason};
 pub use message::{redact, MessageError};
 pub use registration::{Purpose, Registration};
 pub use status::{
-    BindingInfo, Cause, Direction, ExpiryAdjustment, ExpiryAdjustmentReason, IncomingCall, Problem,
-    ProblemCode, RegistrationState, Status, TraceEntry, Transport,
+    BindingInfo, Cause, Direction, ExpiryAdjustment, ExpiryAdjustmentReason, ExtensionInUse,
+    InUseDetection, IncomingCall, OtherDevice, Problem, ProblemCode, RegistrationState, Status,
+    TraceEntry, Transport,
 };
+pub use validate::{Field, ValidationError, ValidationErrorKind};
 
 use std::net::SocketAddr;
 
@@ -124,6 +129,11 @@ pub enum Event {
     Bindings(Vec<BindingInfo>),
     /// The contacts removed by [`Purpose::RemoveLocal`].
     Removed(Vec<String>),
+    /// Another device took the extension's binding: once per episode (the status carries it
+    /// for as long as it lasts).
+    ExtensionInUse(ExtensionInUse),
+    /// The registrar granted a lifetime we refresh by another (reported when it changes).
+    ExpiryAdjusted(ExpiryAdjustment),
     /// Nothing more will happen: stopped, or a one-shot purpose is done.
     Finished,
 }

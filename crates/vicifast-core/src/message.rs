@@ -47,6 +47,17 @@ impl SipMessage {
             .ok_or_else(|| unparsable("no end of headers"))?;
         let head = std::str::from_utf8(&bytes[..head_len])
             .map_err(|_| unparsable("header section is not UTF-8"))?;
+        // RFC 3261 §25.1 allows no control character in the start line or a header field but
+        // HTAB (and the CRLF that ends each line). A bare CR or a NUL kept in a value could be
+        // echoed into our own requests (a nonce into Authorization) and split a line there.
+        if head.split('\n').any(|line| {
+            line.strip_suffix('\r')
+                .unwrap_or(line)
+                .chars()
+                .any(|c| c.is_control() && c != '\t')
+        }) {
+            return Err(unparsable("control character in the header section"));
+        }
         let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
         let start = lines.next().unwrap_or_default();
         let headers = Headers::parse(lines)?;
@@ -591,6 +602,21 @@ mod tests {
         assert_eq!((v6.host.as_str(), v6.port), ("2001:db8::1", Some(5070)));
         assert!(UriParts::parse("tel:+123").is_none());
         assert!(UriParts::parse("sip:101@host:notaport").is_none());
+    }
+
+    #[test]
+    fn rejects_control_characters_in_the_header_section() {
+        // Found by the message fuzz target: a bare CR stayed inside the Contact value.
+        for bad in [
+            &b"SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"a\", nonce=\"x\ry\"\r\n\r\n"[..],
+            b"SIP/2.0 200 OK\r\nContact: <sip:a@b>\0;expires=60\r\n\r\n",
+            b"OPTIONS sip:a@b\r SIP/2.0\r\nVia: SIP/2.0/UDP b\r\n\r\n",
+            b"SIP/2.0 200 OK\r\nCall-ID: a\x1bb\r\n\r\n",
+        ] {
+            assert!(SipMessage::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        let tab = b"SIP/2.0 200 OK\r\nCall-ID:\ta\r\n\r\n";
+        assert!(SipMessage::parse(tab).is_ok());
     }
 
     #[test]

@@ -142,6 +142,11 @@ pub enum ProblemCode {
     InvalidResponse,
     /// The keychain has no password, or could not be reached (set by the app/CLI, not the engine).
     Credentials,
+    /// A setting cannot be used (a control character, a malformed host…): nothing was sent.
+    InvalidSettings,
+    /// Another device holds the extension's binding instead of this one: calls go there.
+    /// Registration goes on at the normal refresh rate; the user chooses which device keeps it.
+    ExtensionInUse,
 }
 
 impl ProblemCode {
@@ -160,6 +165,8 @@ impl ProblemCode {
             Self::TransportError => "transport_error",
             Self::InvalidResponse => "invalid_response",
             Self::Credentials => "credentials",
+            Self::InvalidSettings => "invalid_settings",
+            Self::ExtensionInUse => "extension_in_use",
         }
     }
 
@@ -173,6 +180,7 @@ impl ProblemCode {
                 | Self::Rejected
                 | Self::TlsCertificate
                 | Self::Credentials
+                | Self::InvalidSettings
         )
     }
 }
@@ -285,6 +293,16 @@ fn wording(code: ProblemCode) -> (&'static str, &'static str) {
             "The password for this extension could not be read from the keychain.",
             "Unlock the system keychain or enter the password again in Settings.",
         ),
+        ProblemCode::InvalidSettings => (
+            "A setting of this account cannot be used, so nothing was sent to the phone server.",
+            "Correct the setting named in the details in Settings.",
+        ),
+        ProblemCode::ExtensionInUse => (
+            "Another device is registered on this extension and took it from this computer: \
+             calls go to whichever device registered last.",
+            "Sign out the other device, or choose which one keeps the extension: use this \
+             computer, or stop here.",
+        ),
     }
 }
 
@@ -308,6 +326,12 @@ pub enum Cause {
     FlowFailed,
     Resumed,
     BindingLost,
+    /// Another device took the extension's binding (see [`Status::extension_in_use`]).
+    ExtensionInUse,
+    /// The user chose to use this computer for the extension: registered again at once.
+    TakeOver,
+    /// No other device has held the extension for a while: the episode is over.
+    ExtensionFree,
 }
 
 /// One binding the registrar holds for the extension, as listed in its 200 OK.
@@ -395,9 +419,13 @@ pub struct Status {
     pub problem: Option<Problem>,
     /// All bindings of the extension in the last 200 OK.
     pub bindings: Vec<BindingInfo>,
-    /// Set while our binding is refreshed on another lifetime than the registrar granted.
+    /// Set while our binding is refreshed on another lifetime than the registrar granted (boxed,
+    /// like `extension_in_use`: seldom there, and it keeps a status small to pass around).
     #[serde(default)]
-    pub expiry_adjusted: Option<ExpiryAdjustment>,
+    pub expiry_adjusted: Option<Box<ExpiryAdjustment>>,
+    /// Set while another device holds the extension's binding instead of this one.
+    #[serde(default)]
+    pub extension_in_use: Option<Box<ExtensionInUse>>,
 }
 
 impl Status {
@@ -423,6 +451,77 @@ impl Status {
             problem: None,
             bindings: Vec::new(),
             expiry_adjusted: None,
+            extension_in_use: None,
+        }
+    }
+}
+
+/// How another device on the extension was noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum InUseDetection {
+    /// A binding query between refreshes listed another device and not this one.
+    BindingCheck,
+    /// The registrar's qualify requests stopped arriving; the query that followed listed
+    /// another device.
+    QualifyStopped,
+    /// The answer to our own REGISTER listed another device instead of this one.
+    Registration,
+}
+
+/// A device other than this one holding a binding of the extension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherDevice {
+    /// Its Contact URI, as the registrar listed it.
+    pub contact: String,
+    /// Where it is reached (`host:port`): the address the registrar saw it at when it says so
+    /// (`received`), else the Contact's.
+    pub address: Option<String>,
+    /// Its User-Agent, when the registrar tells it.
+    pub user_agent: Option<String>,
+    /// Seconds until the registrar drops its binding, as the registrar said.
+    pub expires_in: Option<u32>,
+}
+
+/// Another device holds the extension's binding instead of this one: one episode, from the
+/// first time it was seen until the user chooses or no other device is seen for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionInUse {
+    pub account: String,
+    pub others: Vec<OtherDevice>,
+    pub detected_by: InUseDetection,
+    /// What happened, in plain words, naming the other device.
+    pub message: String,
+    /// What "use this computer" does, for the window and tray to show beside the choice.
+    pub take_over_note: String,
+}
+
+impl ExtensionInUse {
+    pub fn new(account: impl Into<String>, others: Vec<OtherDevice>, by: InUseDetection) -> Self {
+        let named: Vec<String> = others
+            .iter()
+            .map(|o| {
+                let at = o.address.as_deref().unwrap_or(&o.contact);
+                match &o.user_agent {
+                    Some(agent) => format!("{agent} at {at}"),
+                    None => at.to_owned(),
+                }
+            })
+            .collect();
+        let message = format!(
+            "Another device ({}) is registered on this extension instead of this computer: calls \
+             go to whichever device registered last.",
+            named.join(", ")
+        );
+        Self {
+            account: account.into(),
+            others,
+            detected_by: by,
+            message,
+            take_over_note: "Use this computer registers the extension here now. The other \
+                             device takes it back at its next refresh unless it is signed out."
+                .to_owned(),
         }
     }
 }

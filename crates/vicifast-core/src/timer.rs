@@ -21,9 +21,13 @@ pub(crate) enum Timer {
     RouteCheck,
     /// Log the summary of the input dropped without a line of its own this interval.
     DropSummary,
+    /// Ask the registrar which bindings the extension has (another device may have taken it).
+    BindingCheck,
+    /// The registrar's qualify OPTIONS, which came at a steady pace, have stopped.
+    QualifySilent,
 }
 
-const TIMERS: [Timer; 7] = [
+const TIMERS: [Timer; 9] = [
     Timer::Refresh,
     Timer::Expiry,
     Timer::StopDeadline,
@@ -31,6 +35,8 @@ const TIMERS: [Timer; 7] = [
     Timer::PongTimeout,
     Timer::RouteCheck,
     Timer::DropSummary,
+    Timer::BindingCheck,
+    Timer::QualifySilent,
 ];
 
 #[derive(Debug, Default, Clone)]

@@ -3,7 +3,8 @@
 
 use crate::edge::{ListenerInput, SoftphoneListener};
 use crate::events::{BindingList, EngineEvent, RefusedCall, RemovedContacts, Stamped};
-use crate::flow::{FlowHandle, FlowInput};
+use crate::flow::{FlowHandle, FlowInput, INPUT_QUEUE};
+use crate::junk::{EngineDrop, JunkLog};
 use crate::monitor::{system_monitor, NetworkMonitor, SystemMonitor};
 use crate::resolve::Resolver;
 use crate::DriverOptions;
@@ -24,6 +25,7 @@ use vicifast_core::{
 pub(crate) enum Command {
     SetPassword(Password),
     RetryNow,
+    TakeOver,
     NetworkChanged,
     Stop(oneshot::Sender<()>),
 }
@@ -38,17 +40,16 @@ pub(crate) struct Driver {
     resolver: Option<Resolver>,
     tls_config: Option<Result<Arc<rustls::ClientConfig>, String>>,
     flows: HashMap<FlowId, FlowHandle>,
-    flow_inputs: (
-        mpsc::UnboundedSender<FlowInput>,
-        mpsc::UnboundedReceiver<FlowInput>,
-    ),
-    resolved: (
-        mpsc::UnboundedSender<Resolution>,
-        mpsc::UnboundedReceiver<Resolution>,
-    ),
+    /// Bounded: a stream flow waits for room, a UDP flow drops (see `flow`).
+    flow_inputs: (mpsc::Sender<FlowInput>, mpsc::Receiver<FlowInput>),
+    resolved: (mpsc::Sender<Resolution>, mpsc::Receiver<Resolution>),
     events: mpsc::UnboundedSender<EngineEvent>,
     /// The server our newest flow goes to: what route checks are about.
     server: Option<SocketAddr>,
+    /// A flood of messages must not become a flood of events the embedder has to hold.
+    traces: Budget,
+    calls: Budget,
+    junk: JunkLog,
     /// The softphone's edge proxy and its listener, for an account that has one.
     edge: Option<Edge>,
 }
@@ -58,6 +59,41 @@ pub(crate) struct Edge {
     pub proxy: EdgeProxy,
     pub listener: SoftphoneListener,
 }
+
+/// At most `per_second` events of one kind a second; the rest are counted as dropped.
+#[derive(Debug)]
+struct Budget {
+    per_second: u32,
+    window: (Instant, u32),
+}
+
+impl Budget {
+    fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            window: (Instant::now(), 0),
+        }
+    }
+
+    /// Whether one more event fits this second.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.window.0) >= Duration::from_secs(1) {
+            self.window = (now, 0);
+        }
+        let fits = self.window.1 < self.per_second;
+        if fits {
+            self.window.1 += 1;
+        }
+        fits
+    }
+}
+
+/// Trace entries passed to the embedder per second at most (a registration needs a few a
+/// minute).
+const TRACES_PER_SECOND: u32 = 100;
+/// Incoming-call notices per second at most (an agent gets a few calls a minute).
+const CALLS_PER_SECOND: u32 = 10;
 
 /// A wall clock that runs this much ahead of the monotonic one means we slept (the monotonic
 /// clock stops during suspend); smaller gaps are clock adjustments.
@@ -82,10 +118,14 @@ impl Driver {
             resolver: None,
             tls_config: None,
             flows: HashMap::new(),
-            flow_inputs: mpsc::unbounded_channel(),
-            resolved: mpsc::unbounded_channel(),
+            flow_inputs: mpsc::channel(INPUT_QUEUE),
+            // One answer per lookup, and the core asks for one lookup at a time.
+            resolved: mpsc::channel(4),
             events,
             server: None,
+            traces: Budget::new(TRACES_PER_SECOND),
+            calls: Budget::new(CALLS_PER_SECOND),
+            junk: JunkLog::new("engine"),
             edge: None,
         }
     }
@@ -153,6 +193,7 @@ impl Driver {
                         self.core.set_password(now(), password);
                     }
                     Some(Command::RetryNow) => self.core.retry_now(now()),
+                    Some(Command::TakeOver) => self.core.take_over(now()),
                     Some(Command::NetworkChanged) => self.check_network(),
                     Some(Command::Stop(done)) => {
                         stop_waiters.push(done);
@@ -171,6 +212,7 @@ impl Driver {
                         edge.proxy.handle_timeout(now);
                     }
                 }
+                () = self.junk.summary_due() => self.junk.flush(),
                 changed = network_change(&mut monitor) => {
                     if let Err(err) = changed {
                         tracing::warn!(%err, "network monitor failed; relying on keep-alive route checks");
@@ -204,7 +246,12 @@ impl Driver {
         while let Some(output) = edge.proxy.poll_output() {
             match output {
                 EdgeOutput::ToPbx(t) => match self.flows.get(&t.flow) {
-                    Some(flow) => flow.send(t.destination, t.payload),
+                    Some(flow) => {
+                        if !flow.send(t.destination, t.payload) {
+                            self.junk
+                                .dropped(EngineDrop::WriteQueueFull, Some(t.destination));
+                        }
+                    }
                     None => tracing::debug!(flow = %t.flow, "relay on a closed flow dropped"),
                 },
                 EdgeOutput::ToSoftphone(t) => edge.listener.send(t),
@@ -214,12 +261,24 @@ impl Driver {
                             EngineEvent::Softphone(Stamped::now(status))
                         }
                         EdgeEvent::IncomingCall(call) => {
+                            if !self.calls.take() {
+                                self.junk.dropped(EngineDrop::CallNoticeOverflow, None);
+                                continue;
+                            }
                             EngineEvent::IncomingCall(Stamped::now(call))
                         }
                         EdgeEvent::CallRefused { call, reason } => {
+                            if !self.calls.take() {
+                                self.junk.dropped(EngineDrop::CallNoticeOverflow, None);
+                                continue;
+                            }
                             EngineEvent::CallRefused(Stamped::now(RefusedCall { call, reason }))
                         }
                         EdgeEvent::Trace(entry) => {
+                            if !self.traces.take() {
+                                self.junk.dropped(EngineDrop::TraceOverflow, None);
+                                continue;
+                            }
                             tracing::trace!(direction = ?entry.direction, remote = %entry.remote, "\n{}", entry.text);
                             EngineEvent::Trace(Stamped::now(entry))
                         }
@@ -254,7 +313,12 @@ impl Driver {
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Transmit(t) => match self.flows.get(&t.flow) {
-                    Some(flow) => flow.send(t.destination, t.payload),
+                    Some(flow) => {
+                        if !flow.send(t.destination, t.payload) {
+                            self.junk
+                                .dropped(EngineDrop::WriteQueueFull, Some(t.destination));
+                        }
+                    }
                     None => tracing::debug!(flow = %t.flow, "transmit on a closed flow dropped"),
                 },
                 Output::Resolve { server, transport } => self.resolve(server, transport),
@@ -301,7 +365,7 @@ impl Driver {
             match Resolver::from_system() {
                 Ok(r) => self.resolver = Some(r),
                 Err(err) => {
-                    let _ = reply.send(Err(err.to_string()));
+                    let _ = reply.try_send(Err(err.to_string()));
                     return;
                 }
             }
@@ -314,7 +378,7 @@ impl Driver {
                 .resolve(&server, transport)
                 .await
                 .map_err(|e| e.to_string());
-            let _ = reply.send(result);
+            let _ = reply.send(result).await;
         });
     }
 
@@ -330,8 +394,18 @@ impl Driver {
                 );
                 EngineEvent::Status(Stamped::now(status))
             }
-            Event::IncomingCall(call) => EngineEvent::IncomingCall(Stamped::now(call)),
+            Event::IncomingCall(call) => {
+                if !self.calls.take() {
+                    self.junk.dropped(EngineDrop::CallNoticeOverflow, None);
+                    return;
+                }
+                EngineEvent::IncomingCall(Stamped::now(call))
+            }
             Event::Trace(entry) => {
+                if !self.traces.take() {
+                    self.junk.dropped(EngineDrop::TraceOverflow, None);
+                    return;
+                }
                 tracing::trace!(direction = ?entry.direction, remote = %entry.remote, "\n{}", entry.text);
                 EngineEvent::Trace(Stamped::now(entry))
             }
@@ -341,6 +415,8 @@ impl Driver {
             Event::Removed(removed) => {
                 EngineEvent::Removed(Stamped::now(RemovedContacts { removed }))
             }
+            Event::ExtensionInUse(info) => EngineEvent::ExtensionInUse(Stamped::now(info)),
+            Event::ExpiryAdjusted(adjusted) => EngineEvent::ExpiryAdjusted(Stamped::now(adjusted)),
             Event::Finished => return,
             _ => return,
         };
@@ -370,5 +446,18 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn a_budget_lets_its_share_through_then_refuses() {
+        let mut budget = Budget::new(3);
+        let passed = (0..1000).filter(|_| budget.take()).count();
+        // Within one second 3 pass; a slow machine may start a second window, never more.
+        assert!((3..=6).contains(&passed), "{passed}");
     }
 }

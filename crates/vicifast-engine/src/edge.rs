@@ -370,11 +370,11 @@ async fn run_connection(
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
-                framer.push(&buf[..n]);
+                framer.read_buffer().extend_from_slice(&buf[..n]);
                 while let Some(frame) = framer.next_frame() {
                     match frame {
                         Ok(Frame::Message(bytes)) => {
-                            if arrivals.send(ListenerInput::Received { peer, bytes }).await.is_err() {
+                            if arrivals.send(ListenerInput::Received { peer, bytes: bytes.to_vec() }).await.is_err() {
                                 return;
                             }
                         }

@@ -4,7 +4,9 @@
 use serde::Serialize;
 use std::time::SystemTime;
 use vicifast_core::edge::SoftphoneStatus;
-use vicifast_core::{BindingInfo, IncomingCall, Status, TraceEntry};
+use vicifast_core::{
+    BindingInfo, ExpiryAdjustment, ExtensionInUse, IncomingCall, Status, TraceEntry,
+};
 
 /// A value with the moment it was produced (RFC 3339, UTC, milliseconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,7 +50,8 @@ pub struct RefusedCall {
     pub reason: String,
 }
 
-/// Everything a running registration reports.
+/// Everything a running registration reports. Serialised (as the CLI's `--json` lines), each
+/// event is one object whose `event` field names the variant in snake case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -58,6 +61,10 @@ pub enum EngineEvent {
     Trace(Stamped<TraceEntry>),
     Bindings(Stamped<BindingList>),
     Removed(Stamped<RemovedContacts>),
+    /// Another device took the extension (once per episode; statuses carry it meanwhile).
+    ExtensionInUse(Stamped<ExtensionInUse>),
+    /// The registrar granted a lifetime the engine refreshes by another (when it changes).
+    ExpiryAdjusted(Stamped<ExpiryAdjustment>),
     /// The softphone behind the edge proxy changed state (answering, not answering, …).
     Softphone(Stamped<SoftphoneStatus>),
     /// A call was refused at once because the softphone cannot take it.

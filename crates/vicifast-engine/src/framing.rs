@@ -6,18 +6,24 @@
 //! delimits the body. RFC 5626 §4.4.1: a CRLFCRLF "ping" between messages is answered with a
 //! CRLF "pong".
 
+use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
 /// Headers longer than this are not SIP from a sane peer.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The largest body we accept (registrar answers carry at most a few hundred bytes).
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The most a flow holds of a message not yet complete: the largest message we accept. The
+/// reader adds at most one read's worth on top, then frames what it holds before reading again.
+pub(crate) const MAX_BUFFERED_BYTES: usize = MAX_HEADER_BYTES + MAX_BODY_BYTES;
+/// How much one read may add to the buffer.
+pub(crate) const READ_CHUNK_BYTES: usize = 16 * 1024;
 
 /// One unit cut from a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Frame {
     /// A complete SIP message, headers and body.
-    Message(Vec<u8>),
+    Message(Bytes),
     /// CRLFCRLF: the peer asks us to answer with a pong.
     Ping,
     /// A lone CRLF: the answer to our ping.
@@ -35,41 +41,95 @@ pub(crate) enum FramingError {
     BodyTooLong(usize),
 }
 
-/// Accumulates stream bytes and yields frames.
+/// Accumulates stream bytes and yields frames, in time linear in the bytes received: a frame
+/// is cut off the front without moving the rest (`BytesMut::split_to`), the search for the end
+/// of a message's headers resumes where it stopped, and a message's Content-Length is read once.
 #[derive(Debug, Default)]
 pub(crate) struct StreamFramer {
-    buffer: Vec<u8>,
+    buffer: BytesMut,
+    /// `buffer[..scanned]` holds no CRLFCRLF (the headers' end), except in its last 3 bytes.
+    scanned: usize,
+    /// The length of the message at the front, once its headers are complete.
+    message_len: Option<usize>,
 }
 
 impl StreamFramer {
+    #[cfg(test)]
     pub fn push(&mut self, bytes: &[u8]) {
         self.buffer.extend_from_slice(bytes);
     }
 
+    /// The buffer to read into, with room for one more read. Call [`StreamFramer::next_frame`]
+    /// until it returns `None` after every read, so the buffer never holds more than
+    /// [`MAX_BUFFERED_BYTES`] plus one read.
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        self.buffer.reserve(READ_CHUNK_BYTES);
+        &mut self.buffer
+    }
+
+    /// Bytes held that are not yet a frame.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// The next complete frame, `None` when more bytes are needed.
     pub fn next_frame(&mut self) -> Option<Result<Frame, FramingError>> {
+        if self.message_len.is_none() {
+            if let Some(keepalive) = self.keepalive() {
+                return keepalive;
+            }
+        }
+        let total = match self.message_len {
+            Some(total) => total,
+            None => match self.measure()? {
+                Ok(total) => total,
+                Err(err) => return Some(Err(err)),
+            },
+        };
+        if self.buffer.len() < total {
+            self.message_len = Some(total);
+            return None;
+        }
+        self.message_len = None;
+        self.scanned = 0;
+        Some(Ok(Frame::Message(self.buffer.split_to(total).freeze())))
+    }
+
+    /// A ping or pong at the front; `Some(None)` when it cannot be told yet.
+    fn keepalive(&mut self) -> Option<Option<Result<Frame, FramingError>>> {
         if self.buffer.starts_with(b"\r\n\r\n") {
-            self.buffer.drain(..4);
-            return Some(Ok(Frame::Ping));
+            self.buffer.advance(4);
+            self.scanned = 0;
+            return Some(Some(Ok(Frame::Ping)));
         }
         if self.buffer.starts_with(b"\r\n") {
             // A CRLF that is not followed by a second one is a pong. If the second CRLF of a
             // ping has not arrived yet we would misread a server's ping as a pong; clients
             // rarely get pinged, and a pong arriving unasked is harmless.
             if self.buffer.len() == 2 || !self.buffer[2..].starts_with(b"\r") {
-                self.buffer.drain(..2);
-                return Some(Ok(Frame::Pong));
+                self.buffer.advance(2);
+                self.scanned = 0;
+                return Some(Some(Ok(Frame::Pong)));
             }
             if self.buffer.len() < 4 {
-                return None;
+                return Some(None);
             }
         }
-        let header_end = match find(&self.buffer, b"\r\n\r\n") {
-            Some(at) => at + 4,
-            None if self.buffer.len() > MAX_HEADER_BYTES => {
-                return Some(Err(FramingError::HeadersTooLong))
+        None
+    }
+
+    /// The length of the message at the front, once its headers are all there.
+    fn measure(&mut self) -> Option<Result<usize, FramingError>> {
+        let from = self.scanned.saturating_sub(3);
+        let header_end = match find(&self.buffer[from..], b"\r\n\r\n") {
+            Some(at) => from + at + 4,
+            None => {
+                self.scanned = self.buffer.len();
+                if self.buffer.len() > MAX_HEADER_BYTES {
+                    return Some(Err(FramingError::HeadersTooLong));
+                }
+                return None;
             }
-            None => return None,
         };
         if header_end > MAX_HEADER_BYTES {
             return Some(Err(FramingError::HeadersTooLong));
@@ -81,12 +141,7 @@ impl StreamFramer {
         if body_len > MAX_BODY_BYTES {
             return Some(Err(FramingError::BodyTooLong(body_len)));
         }
-        let total = header_end + body_len;
-        if self.buffer.len() < total {
-            return None;
-        }
-        let message: Vec<u8> = self.buffer.drain(..total).collect();
-        Some(Ok(Frame::Message(message)))
+        Some(Ok(header_end + body_len))
     }
 }
 
@@ -113,6 +168,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Remote text in a framing error, made safe to log and cut short.
+fn quoted(value: &str) -> String {
+    vicifast_core::drop_log::escape(&value.chars().take(20).collect::<String>())
+}
+
 /// The Content-Length (or compact `l`) header's value, if present.
 fn content_length(headers: &[u8]) -> Result<Option<usize>, FramingError> {
     let text = String::from_utf8_lossy(headers);
@@ -126,7 +186,7 @@ fn content_length(headers: &[u8]) -> Result<Option<usize>, FramingError> {
             return value
                 .parse::<usize>()
                 .map(Some)
-                .map_err(|_| FramingError::BadContentLength(value.chars().take(20).collect()));
+                .map_err(|_| FramingError::BadContentLength(quoted(value)));
         }
     }
     Ok(None)
@@ -161,7 +221,7 @@ mod tests {
             let got = frames(&[&OPTIONS[..cut], &OPTIONS[cut..]]);
             assert_eq!(
                 got,
-                vec![Ok(Frame::Message(OPTIONS.to_vec()))],
+                vec![Ok(Frame::Message(Bytes::from_static(OPTIONS)))],
                 "cut at {cut}"
             );
         }
@@ -177,13 +237,19 @@ mod tests {
     #[test]
     fn compact_content_length_and_spaces() {
         let msg = b"SIP/2.0 200 OK\r\nl :  2\r\n\r\nok";
-        assert_eq!(frames(&[msg]), vec![Ok(Frame::Message(msg.to_vec()))]);
+        assert_eq!(
+            frames(&[msg]),
+            vec![Ok(Frame::Message(Bytes::copy_from_slice(msg)))]
+        );
     }
 
     #[test]
     fn missing_content_length_means_no_body() {
         let msg = b"SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\n";
-        assert_eq!(frames(&[msg]), vec![Ok(Frame::Message(msg.to_vec()))]);
+        assert_eq!(
+            frames(&[msg]),
+            vec![Ok(Frame::Message(Bytes::copy_from_slice(msg)))]
+        );
     }
 
     #[test]
@@ -194,9 +260,9 @@ mod tests {
             got,
             vec![
                 Ok(Frame::Pong),
-                Ok(Frame::Message(OPTIONS.to_vec())),
+                Ok(Frame::Message(Bytes::from_static(OPTIONS))),
                 Ok(Frame::Ping),
-                Ok(Frame::Message(OPTIONS.to_vec())),
+                Ok(Frame::Message(Bytes::from_static(OPTIONS))),
             ]
         );
     }
@@ -217,6 +283,58 @@ mod tests {
     fn endless_headers_are_refused() {
         let junk = vec![b'a'; MAX_HEADER_BYTES + 1];
         assert_eq!(frames(&[&junk]), vec![Err(FramingError::HeadersTooLong)]);
+    }
+
+    #[test]
+    fn a_ping_flood_is_cut_without_moving_the_rest() {
+        let mut flood = b"\r\n\r\n".repeat(10_000);
+        flood.extend_from_slice(OPTIONS);
+        let got = frames(&[&flood]);
+        assert_eq!(got.len(), 10_001);
+        assert!(got[..10_000].iter().all(|f| *f == Ok(Frame::Ping)));
+        assert_eq!(got[10_000], Ok(Frame::Message(Bytes::from_static(OPTIONS))));
+    }
+
+    #[test]
+    fn headers_trickling_in_byte_by_byte_come_out_whole() {
+        let mut long = b"SIP/2.0 200 OK\r\n".to_vec();
+        long.extend(b"X: ".iter().chain(&[b'a'; 30_000]));
+        long.extend_from_slice(b"\r\nContent-Length: 2\r\n\r\nok");
+        let chunks: Vec<&[u8]> = long.chunks(1).collect();
+        assert_eq!(
+            frames(&chunks),
+            vec![Ok(Frame::Message(Bytes::from(long.clone())))]
+        );
+    }
+
+    #[test]
+    fn what_is_held_never_exceeds_the_largest_message() {
+        let mut framer = StreamFramer::default();
+        let headers = b"SIP/2.0 200 OK\r\nContent-Length: 65536\r\n\r\n";
+        framer.push(headers);
+        for _ in 0..10 {
+            framer.push(&[b'x'; READ_CHUNK_BYTES]);
+            match framer.next_frame() {
+                None => assert!(framer.buffered() <= MAX_BUFFERED_BYTES),
+                Some(frame) => {
+                    let Ok(Frame::Message(m)) = frame else {
+                        panic!("{frame:?}")
+                    };
+                    assert_eq!(m.len(), headers.len() + 65_536);
+                    return;
+                }
+            }
+        }
+        panic!("the message never completed");
+    }
+
+    #[test]
+    fn remote_bytes_in_errors_are_escaped() {
+        let got = frames(&[b"SIP/2.0 200 OK\r\nContent-Length: \x1b[2J\x00\r\n\r\n"]);
+        let Some(Err(err)) = got.into_iter().next() else {
+            panic!()
+        };
+        assert!(!err.to_string().chars().any(|c| c.is_control()), "{err}");
     }
 
     #[test]

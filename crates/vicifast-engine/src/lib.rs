@@ -4,12 +4,30 @@
 //! (RFC 3263), opens UDP, TCP or TLS flows, drives the sans-IO core in `vicifast-core`, and
 //! reports every status change, incoming call and traced SIP message as an [`EngineEvent`].
 //! [`list_bindings`] and [`remove_local_bindings`] run the same machinery once, for the CLI.
+//!
+//! # Bounds
+//!
+//! Nothing a peer sends makes the engine grow without bound or write without limit:
+//!
+//! - every queue between a socket and the core is bounded: a TCP/TLS flow stops reading while
+//!   the core is behind (the peer's window fills), a UDP flow drops and counts what does not
+//!   fit, and writes over a flow's queue are dropped and counted;
+//! - a stream holds at most one incomplete message (the largest accepted: 64 KB of headers and
+//!   64 KB of body) and is closed with the cause when a peer sends more without completing it;
+//!   framing takes time linear in the bytes received;
+//! - keep-alive pings cost one pong per read on a stream, and on UDP one a second, to the
+//!   server only;
+//! - trace entries and incoming-call notices to the embedder have a budget per second;
+//! - drops are logged through the core's `DropLog`: a few lines, then one summary per minute.
 
 mod driver;
 mod edge;
 mod events;
 mod flow;
 mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
+mod junk;
 mod monitor;
 mod resolve;
 mod route;
@@ -17,13 +35,15 @@ mod tls;
 
 pub use edge::SoftphoneError;
 pub use events::{BindingList, EngineEvent, RefusedCall, RemovedContacts, Stamped};
+pub use vicifast_core::drop_log::{escape, escape_uncut};
 pub use vicifast_core::edge::{
     EdgeConfig, EdgeConfigError, FixedContact, SoftphoneProblem, SoftphoneProblemCode,
     SoftphoneState, SoftphoneStatus, DEFAULT_LISTEN,
 };
 pub use vicifast_core::{
-    AccountConfig, AddressError, BindingInfo, Cause, Direction, IncomingCall, Password, Problem,
-    ProblemCode, RegistrationState, ServerAddress, Status, TraceEntry, Transport,
+    validate, AccountConfig, AddressError, BindingInfo, Cause, Direction, ExpiryAdjustment,
+    ExtensionInUse, InUseDetection, IncomingCall, OtherDevice, Password, Problem, ProblemCode,
+    RegistrationState, ServerAddress, Status, TraceEntry, Transport, ValidationError,
 };
 
 use driver::{os_seed, Command, Driver, Edge};
@@ -108,6 +128,12 @@ impl Registration {
         let _ = self.commands.send(Command::RetryNow);
     }
 
+    /// Another device took the extension and the user chose this computer: register now. The
+    /// other device takes it back at its next refresh unless it is signed out.
+    pub fn take_over(&self) {
+        let _ = self.commands.send(Command::TakeOver);
+    }
+
     /// The network changed (new address, new route). The engine watches the network itself;
     /// this is for embedders that learn of changes another way.
     pub fn network_changed(&self) {
@@ -136,6 +162,7 @@ async fn run_once<T>(
     password: Password,
     options: DriverOptions,
     purpose: Purpose,
+    mut on_trace: impl FnMut(&Stamped<TraceEntry>),
     answer: impl Fn(EngineEvent) -> Option<T>,
 ) -> Result<T, QueryError> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -146,6 +173,9 @@ async fn run_once<T>(
     while let Ok(event) = events_rx.try_recv() {
         if let EngineEvent::Status(status) = &event {
             problem = status.inner.problem.clone();
+        }
+        if let EngineEvent::Trace(entry) = &event {
+            on_trace(entry);
         }
         if let Some(found) = answer(event) {
             return Ok(found);
@@ -160,11 +190,22 @@ pub async fn list_bindings(
     password: Password,
     options: DriverOptions,
 ) -> Result<Vec<BindingInfo>, QueryError> {
+    list_bindings_traced(config, password, options, |_| {}).await
+}
+
+/// [`list_bindings`], handing every SIP message sent and received to `on_trace`.
+pub async fn list_bindings_traced(
+    config: AccountConfig,
+    password: Password,
+    options: DriverOptions,
+    on_trace: impl FnMut(&Stamped<TraceEntry>),
+) -> Result<Vec<BindingInfo>, QueryError> {
     run_once(
         config,
         password,
         options,
         Purpose::ListBindings,
+        on_trace,
         |e| match e {
             EngineEvent::Bindings(list) => Some(list.inner.bindings),
             _ => None,
@@ -179,11 +220,22 @@ pub async fn remove_local_bindings(
     password: Password,
     options: DriverOptions,
 ) -> Result<Vec<String>, QueryError> {
+    remove_local_bindings_traced(config, password, options, |_| {}).await
+}
+
+/// [`remove_local_bindings`], handing every SIP message sent and received to `on_trace`.
+pub async fn remove_local_bindings_traced(
+    config: AccountConfig,
+    password: Password,
+    options: DriverOptions,
+    on_trace: impl FnMut(&Stamped<TraceEntry>),
+) -> Result<Vec<String>, QueryError> {
     run_once(
         config,
         password,
         options,
         Purpose::RemoveLocal,
+        on_trace,
         |e| match e {
             EngineEvent::Removed(list) => Some(list.inner.removed),
             _ => None,

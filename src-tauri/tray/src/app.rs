@@ -185,6 +185,11 @@ impl App {
         self.engine.register(self).await
     }
 
+    /// "Use this computer" after another device took the extension.
+    pub async fn take_over(self: &Arc<Self>) {
+        self.engine.take_over().await;
+    }
+
     pub async fn unregister(self: &Arc<Self>) {
         self.engine.stop(self).await;
     }

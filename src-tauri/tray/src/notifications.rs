@@ -1,7 +1,9 @@
 //! Desktop notifications: when the registration is lost, and when it is back.
 
 use crate::state::View;
-use vicifast_engine::{Cause, RegistrationState, SoftphoneState, SoftphoneStatus, Status};
+use vicifast_engine::{
+    Cause, ExtensionInUse, RegistrationState, SoftphoneState, SoftphoneStatus, Status,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -73,17 +75,36 @@ pub fn on_softphone(status: &SoftphoneStatus) -> Option<Notice> {
     })
 }
 
+/// Another device took the extension of `who`: one notice per episode (the engine reports each
+/// episode once), with the choice the window and the tray menu offer.
+pub fn on_extension_in_use(who: &str, info: &ExtensionInUse) -> Notice {
+    Notice {
+        title: "Extension in use on another device".to_owned(),
+        body: format!(
+            "{who}: {} Open VICIfast to choose: use this computer, or stop here.",
+            info.message
+        ),
+    }
+}
+
+/// The AppUserModelID Windows shows notifications under: the installer registers it (name and
+/// icon) and gives it to the Start-menu entry; without it they would come from "PowerShell".
+#[cfg(windows)]
+pub const WINDOWS_APP_USER_MODEL_ID: &str = "com.vicifast.desktop";
+
 /// Shows the notice through the desktop's notification service, off the async threads (it may
 /// wait on D-Bus).
 pub fn show(notice: &Notice) {
     let notice = notice.clone();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = notify_rust::Notification::new()
+        let mut notification = notify_rust::Notification::new();
+        notification
             .appname("VICIfast")
             .summary(&notice.title)
-            .body(&notice.body)
-            .show()
-        {
+            .body(&notice.body);
+        #[cfg(windows)]
+        notification.app_id(WINDOWS_APP_USER_MODEL_ID);
+        if let Err(e) = notification.show() {
             tracing::warn!("desktop notification not shown: {e}");
         }
     });
@@ -149,6 +170,27 @@ mod tests {
             back.map(|n| n.title),
             Some("Phone registered again".to_owned())
         );
+    }
+
+    #[test]
+    fn another_device_is_named_in_the_notice() {
+        let info = ExtensionInUse::new(
+            "default",
+            vec![vicifast_engine::OtherDevice {
+                contact: "sip:101@198.18.5.5:5062".to_owned(),
+                address: Some("198.18.5.5:5062".to_owned()),
+                user_agent: Some("MicroSIP/3.21".to_owned()),
+                expires_in: None,
+            }],
+            vicifast_engine::InUseDetection::BindingCheck,
+        );
+        let n = on_extension_in_use("Extension 101", &info);
+        assert!(
+            n.body.contains("MicroSIP/3.21 at 198.18.5.5:5062"),
+            "{}",
+            n.body
+        );
+        assert!(n.body.contains("use this computer"));
     }
 
     #[test]

@@ -159,6 +159,9 @@ impl Engine {
     /// "Register" pressed: try again now if running, else start; the same for the other
     /// accounts.
     pub async fn register(&self, app: &Arc<App>) -> Result<(), CommandError> {
+        if app.view().in_use.is_some() {
+            self.take_over().await;
+        }
         self.register_others(app).await;
         let only_others = {
             let view = app.view();
@@ -181,6 +184,17 @@ impl Engine {
             }
         }
         self.start(app, false).await
+    }
+
+    /// "Use this computer": every registration that found another device on its extension
+    /// registers now (the others ignore it).
+    pub async fn take_over(&self) {
+        if let Some(r) = self.running.lock().await.as_ref() {
+            r.registration.take_over();
+        }
+        for r in self.others.lock().await.values() {
+            r.registration.take_over();
+        }
     }
 
     /// Removes every binding and stops; waits for the engines to finish.
@@ -405,6 +419,21 @@ pub fn forward(app: &App, event: EngineEvent) {
             app.view().push_timeline(entry.clone());
             app.emit("timeline", &entry);
         }
+        EngineEvent::ExtensionInUse(info) => {
+            let entry = timeline::from_extension_in_use(&info);
+            let who = app
+                .view()
+                .extension()
+                .map(|e| format!("Extension {e}"))
+                .unwrap_or_else(|| "Your extension".to_owned());
+            app.view().push_timeline(entry.clone());
+            announce(
+                app,
+                Some(entry),
+                false,
+                Some(notifications::on_extension_in_use(&who, &info.inner)),
+            );
+        }
         EngineEvent::Trace(trace) => {
             app.view().push_trace(trace.clone());
             app.emit("trace", &trace);
@@ -466,6 +495,21 @@ pub fn forward_other(app: &App, name: &str, event: EngineEvent) {
             };
             app.emit("accounts", &app.view().other_accounts());
             announce(app, entry, tray_changed, notice);
+        }
+        EngineEvent::ExtensionInUse(info) => {
+            let Some(extension) = app.view().others.get(name).map(|o| o.extension.clone()) else {
+                return;
+            };
+            let who = format!("Extension {extension}");
+            let mut entry = timeline::from_extension_in_use(&info);
+            entry.text = format!("{who}: {}", entry.text);
+            app.view().push_timeline(entry.clone());
+            announce(
+                app,
+                Some(entry),
+                false,
+                Some(notifications::on_extension_in_use(&who, &info.inner)),
+            );
         }
         other => forward(app, other),
     }

@@ -159,4 +159,31 @@ mod tests {
         let parsed: Result<UiSettings, _> = serde_json::from_value(json);
         assert_eq!(parsed.map(|s| s.transport).ok(), Some(Transport::Tls));
     }
+
+    /// The window's form goes through the same validation as the CLI's flags and the settings
+    /// file: a line break in any field is refused, naming the field, and nothing is saved.
+    #[test]
+    fn a_line_break_in_any_field_is_refused() {
+        type Change = fn(&mut UiSettings);
+        let cases: [(&str, Change); 5] = [
+            ("server", |f| f.server = "pbx\r\nX: 1".into()),
+            ("extension", |f| f.extension = "101\r\nX: 1".into()),
+            ("auth_user", |f| f.auth_user = Some("a\r\nX: 1".into())),
+            ("domain", |f| f.domain = Some("example.com\nX: 1".into())),
+            ("outbound_proxy", |f| {
+                f.outbound_proxy = Some("sip:proxy\r\nX: 1".into())
+            }),
+        ];
+        for (field, change) in cases {
+            let mut f = form();
+            change(&mut f);
+            let err = validated(&Settings::default(), &f).expect_err(field);
+            assert_eq!(err.field.as_deref(), Some(field), "{}", err.message);
+            assert!(
+                err.message.contains("control characters"),
+                "{}",
+                err.message
+            );
+        }
+    }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use vicifast_accounts::Settings;
-use vicifast_engine::{RegistrationState, Stamped, Status, TraceEntry};
+use vicifast_engine::{ExtensionInUse, RegistrationState, Stamped, Status, TraceEntry};
 
 pub const TIMELINE_LIMIT: usize = 200;
 pub const TRACE_LIMIT: usize = 300;
@@ -113,6 +113,9 @@ pub struct View {
     pub lost_notified: bool,
     /// The other saved accounts, by name.
     pub others: BTreeMap<String, OtherAccount>,
+    /// Another device holds the app's extension: the tray asks for attention, and its Register
+    /// means "use this computer", Unregister "stop here".
+    pub in_use: Option<ExtensionInUse>,
 }
 
 impl View {
@@ -128,6 +131,7 @@ impl View {
         self.status = serde_json::to_value(status).ok();
         self.state = Some(status.inner.state);
         self.local_address = status.inner.local_address.clone();
+        self.in_use = status.inner.extension_in_use.as_deref().cloned();
         self.problem_words = status
             .inner
             .problem
@@ -161,7 +165,7 @@ impl View {
 
     pub fn tray(&self) -> TrayView {
         let main_set_up = self.settings.as_ref().and_then(settings::account).is_some();
-        let main_look = if self.settings_problem.is_some() {
+        let main_look = if self.settings_problem.is_some() || self.in_use.is_some() {
             TrayLook::Failed
         } else {
             TrayLook::of(self.state)
@@ -189,6 +193,9 @@ impl View {
             tooltip.push_str(" — ");
             tooltip.push_str(p);
         }
+        if self.in_use.is_some() {
+            tooltip.push_str(" (Register: use this computer; Unregister: stop here)");
+        }
         for other in self.others.values() {
             let state = other.state.map_or("not registered", state_words);
             tooltip.push_str(&format!("\nExtension {}: {state}", other.extension));
@@ -204,6 +211,7 @@ impl View {
             tooltip,
             can_register: !self.active
                 || main_waiting
+                || self.in_use.is_some()
                 || self.others.values().any(|o| !registered(o.state)),
             can_unregister: self.active,
         }
@@ -246,6 +254,8 @@ pub fn problem_words(code: &str) -> &'static str {
         "transport_error" => "connection broke",
         "invalid_response" => "bad server answer",
         "credentials" => "password not available",
+        "invalid_settings" => "setting unusable",
+        "extension_in_use" => "another device has this extension",
         "settings_file" => "settings file unreadable",
         _ => "problem",
     }
@@ -390,6 +400,40 @@ mod tests {
         );
         assert_eq!(view.tray().look, TrayLook::Registered);
         assert!(view.tray().tooltip.contains("open VICIfast to set up"));
+    }
+
+    #[test]
+    fn another_device_on_the_extension_asks_for_attention_and_offers_the_choice() {
+        use vicifast_engine::{InUseDetection, OtherDevice};
+        let mut view = View {
+            active: true,
+            state: Some(RegistrationState::Registered),
+            settings: Some(crate::settings::apply(&Settings::default(), &form())),
+            ..View::default()
+        };
+        assert_eq!(view.tray().look, TrayLook::Registered);
+        assert!(!view.tray().can_register);
+        view.in_use = Some(ExtensionInUse::new(
+            "default",
+            vec![OtherDevice {
+                contact: "sip:101@198.18.5.5:5062".to_owned(),
+                address: Some("198.18.5.5:5062".to_owned()),
+                user_agent: None,
+                expires_in: Some(300),
+            }],
+            InUseDetection::BindingCheck,
+        ));
+        view.problem_words = Some(problem_words("extension_in_use").to_owned());
+        let tray = view.tray();
+        assert_eq!(tray.look, TrayLook::Failed);
+        assert!(tray.can_register, "Register: use this computer");
+        assert!(tray.can_unregister, "Unregister: stop here");
+        assert!(
+            tray.tooltip.contains("another device has this extension")
+                && tray.tooltip.contains("use this computer"),
+            "{}",
+            tray.tooltip
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 use vicifast_engine::{
-    Cause, IncomingCall, RefusedCall, RegistrationState, SoftphoneState, SoftphoneStatus, Stamped,
-    Status,
+    Cause, ExtensionInUse, IncomingCall, RefusedCall, RegistrationState, SoftphoneState,
+    SoftphoneStatus, Stamped, Status,
 };
 
 /// One line of the timeline (`TimelineEntry` in the IPC contract).
@@ -96,6 +96,14 @@ pub fn from_status(
         kind: kind.to_owned(),
         text,
     })
+}
+
+pub fn from_extension_in_use(info: &Stamped<ExtensionInUse>) -> TimelineEntry {
+    TimelineEntry {
+        at: info.at.clone(),
+        kind: "extension_in_use".to_owned(),
+        text: info.inner.message.clone(),
+    }
 }
 
 pub fn from_call(call: &Stamped<IncomingCall>) -> TimelineEntry {

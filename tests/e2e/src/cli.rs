@@ -174,7 +174,23 @@ impl Cli {
         password: &str,
         timeout: Duration,
     ) -> Result<Finished, String> {
-        let mut cli = Cli::spawn(args, password).map_err(|e| e.to_string())?;
+        Self::run_program(
+            Self::binary().map_err(|e| e.to_string())?,
+            args,
+            password,
+            timeout,
+        )
+    }
+
+    /// Like [`Cli::run`] with another program in the CLI's place (e.g. Wine running the
+    /// Windows build).
+    pub fn run_program<S: AsRef<OsStr>>(
+        path: PathBuf,
+        args: &[S],
+        password: &str,
+        timeout: Duration,
+    ) -> Result<Finished, String> {
+        let mut cli = Cli::spawn_program(path, args, password).map_err(|e| e.to_string())?;
         let status = cli.wait_exit(timeout)?;
         // stdout is closed once the process exits; the reader thread may still be draining it.
         cli.drain_stdout(timeout);

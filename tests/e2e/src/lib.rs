@@ -5,14 +5,16 @@
 //! Nothing here sleeps to synchronise: waits are on conditions, each under a deadline.
 
 mod cli;
+pub mod fake_registrar;
 pub mod netns;
 mod registrar;
 pub mod softphone;
 mod tools;
+pub mod wine;
 
 pub use cli::{Cli, CliError, Finished, PASSWORD_ENV};
 pub use registrar::{
-    Binding, HarnessError, RegisterAttempt, Registrar, RegistrarOptions, Transport,
+    AsteriskHabits, Binding, HarnessError, RegisterAttempt, Registrar, RegistrarOptions, Transport,
 };
 
 use rand::distributions::{Alphanumeric, DistString};

@@ -61,6 +61,8 @@ pub struct RegistrarOptions {
     /// Also proxy calls between the registered users (Record-Route, 407 for its own users'
     /// INVITEs, requests to a user over the flow its binding came in on).
     pub calls: bool,
+    /// Asterisk's habits to reproduce (see [`AsteriskHabits`]).
+    pub asterisk: AsteriskHabits,
 }
 
 impl Default for RegistrarOptions {
@@ -71,7 +73,32 @@ impl Default for RegistrarOptions {
             ipv6: false,
             realm: "vicifast.test".to_owned(),
             calls: false,
+            asterisk: AsteriskHabits::default(),
         }
+    }
+}
+
+/// What an Asterisk PBX does that Kamailio does not by default, switched on per registrar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AsteriskHabits {
+    /// A new binding replaces every other of the extension (chan_sip; res_pjsip
+    /// `max_contacts=1`, `remove_existing=yes`): Kamailio's `save()` flag 0x04.
+    pub replace_existing: bool,
+    /// Credentials that do not match get 403, not a new challenge (chan_sip `alwaysauthreject`).
+    pub forbid_bad_credentials: bool,
+}
+
+impl AsteriskHabits {
+    /// The `#!define` lines that switch the habits on in the config template.
+    fn defines(self) -> String {
+        let mut lines = String::new();
+        if self.replace_existing {
+            lines.push_str("#!define REPLACE_EXISTING\n");
+        }
+        if self.forbid_bad_credentials {
+            lines.push_str("#!define FORBID_BAD_CREDENTIALS\n");
+        }
+        lines
     }
 }
 
@@ -480,7 +507,8 @@ impl Registrar {
                 "@@MAX_CONTACTS@@",
                 &self.options.max_contacts.unwrap_or(0).to_string(),
             )
-            .replace("@@REALM@@", &self.options.realm);
+            .replace("@@REALM@@", &self.options.realm)
+            .replace("@@DEFINES@@", &self.options.asterisk.defines());
         std::fs::write(self.dir.path().join("kamailio.cfg"), config)
             .map_err(io("writing kamailio.cfg"))
     }

@@ -74,8 +74,8 @@ fn start_vicifast(office: &Office, extra: &[&str]) -> (Cli, String) {
     )
     .unwrap();
     let listen = cli
-        .wait_for(|s| s["softphone_listen"].is_string(), WAIT)
-        .unwrap()["softphone_listen"]
+        .wait_for(|s| s["event"] == "softphone_listener", WAIT)
+        .unwrap()["listen"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -139,8 +139,11 @@ fn peer(office: &Office) -> Softphone {
 
 #[track_caller]
 fn softphone_state(cli: &mut Cli, phone: &Softphone, state: &str, timeout: Duration) -> Value {
-    match cli.wait_for(|s| s["softphone"]["state"] == state, timeout) {
-        Ok(status) => status["softphone"].clone(),
+    match cli.wait_for(
+        |s| s["event"] == "softphone" && s["state"] == state,
+        timeout,
+    ) {
+        Ok(status) => status,
         Err(err) => panic!("{err}\n--- baresip ---\n{}", phone.output_tail()),
     }
 }
@@ -174,6 +177,7 @@ fn the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local()
         .statuses()
         .iter()
         .rev()
+        .filter(|s| s["event"] == "status")
         .find_map(|s| s["contact"].as_str().map(str::to_owned))
         .unwrap();
 
@@ -198,11 +202,11 @@ fn the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local()
     let wrong = softphone(&office, &listen, "not-the-password");
     let problem = cli
         .wait_for(
-            |s| s["softphone"]["problem"]["code"] == "wrong_password",
+            |s| s["event"] == "softphone" && s["problem"]["code"] == "wrong_password",
             WAIT,
         )
         .unwrap();
-    eprintln!("reported: {}", problem["softphone"]["problem"]["message"]);
+    eprintln!("reported: {}", problem["problem"]["message"]);
     let sent_by_softphones: Vec<_> = office
         .registrar
         .register_attempts(&office.ext)
@@ -238,7 +242,7 @@ fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() 
         .command("dial", &format!("sip:{}@127.0.0.1", office.ext))
         .unwrap();
     eprintln!("dial: {answer}");
-    cli.wait_for(|s| s["incoming_call"].is_object(), WAIT)
+    cli.wait_for(|s| s["event"] == "incoming_call", WAIT)
         .unwrap();
     let heard_by_softphone = phone.wait_heard(2.0, WAIT).unwrap();
     let heard_by_peer = peer.wait_heard(2.0, WAIT).unwrap();
@@ -350,12 +354,12 @@ fn a_softphone_that_stops_is_reported_and_calls_get_an_answer_at_once() {
     peer.command("dial", &format!("sip:{}@127.0.0.1", office.ext))
         .unwrap();
     let refused = cli
-        .wait_for(|s| s["refused_call"].is_object(), WAIT)
+        .wait_for(|s| s["event"] == "call_refused", WAIT)
         .unwrap();
     eprintln!(
         "refused {:?} after dialling: {}",
         dialled.elapsed(),
-        refused["refused_call"]["reason"]
+        refused["reason"]
     );
     peer.wait_for_output("480", WAIT).unwrap();
     drop(peer);

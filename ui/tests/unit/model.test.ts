@@ -98,6 +98,33 @@ describe('statusView', () => {
     expect(others?.value).toBe('1 other device is registered for this extension');
   });
 
+  it('names an old registration of this computer being removed', () => {
+    const s = status({
+      bindings: [
+        { contact: 'sip:a', expires_in: 300, ours: true },
+        { contact: 'sip:old', expires_in: 200, ours: true, stale: true },
+      ],
+    });
+    const rows = Object.fromEntries(statusView(s, T0, T0, null).rows.map((r) => [r.key, r.value]));
+    expect(rows['stale']).toContain('1 old registration of this computer');
+    expect(rows['others']).toBeUndefined();
+  });
+
+  it('says when the renewal interval differs from what the server granted', () => {
+    const message =
+      'The phone server keeps this registration for only 1 s. Tell your administrator.';
+    const adjusted = { granted: 1, refreshed_as: 30, reason: 'below_minimum', message };
+    const rows = Object.fromEntries(
+      statusView(status({ expiry_adjusted: adjusted }), T0, T0, null).rows.map((r) => [
+        r.key,
+        r.value,
+      ]),
+    );
+    expect(rows['expiry']).toBe(message);
+    const plain = statusView(status(), T0, T0, null).rows.map((r) => r.key);
+    expect(plain).not.toContain('expiry');
+  });
+
   it('includes the problem in the announcement', () => {
     const s = status({
       state: 'failed',
@@ -113,5 +140,39 @@ describe('headerOf', () => {
   it('prefers settings, falls back to status', () => {
     expect(headerOf(null, status())).toEqual({ extension: 'default', server: '198.18.0.1:5060' });
     expect(headerOf(null, null)).toEqual({ extension: '—', server: '—' });
+  });
+});
+
+describe('another device on the extension', () => {
+  const inUse = {
+    account: 'default',
+    others: [
+      {
+        contact: 'sip:101@198.18.5.5:5062',
+        address: '198.18.5.5:5062',
+        user_agent: null,
+        expires_in: 300,
+      },
+    ],
+    detected_by: 'binding_check',
+    message:
+      'Another device (198.18.5.5:5062) is registered on this extension instead of this computer.',
+    take_over_note: 'Use this computer registers the extension here now.',
+  };
+
+  it('does not show "Registered" as the whole truth', () => {
+    const view = statusView(status({ extension_in_use: inUse }), T0, T0, null);
+    expect(view.look.label).toBe('Extension in use elsewhere');
+    expect(view.look.tone).toBe('warn');
+    expect(view.announcement).toContain('Another device took this extension');
+  });
+
+  it('leaves other states and statuses without it alone', () => {
+    expect(statusView(status(), T0, T0, null).look.label).toBe('Registered');
+    expect(statusView(status({ extension_in_use: null }), T0, T0, null).look.label).toBe(
+      'Registered',
+    );
+    const failed = status({ state: 'failed', extension_in_use: inUse });
+    expect(statusView(failed, T0, T0, null).look.label).toBe('Not registered — failed');
   });
 });

@@ -116,6 +116,17 @@ describe('validateSettings', () => {
     expect(validateSettings({ ...good, expires }, true).errors.expires).toContain('60 to 3600');
   });
 
+  it.each(['server', 'extension', 'auth_user', 'domain', 'outbound_proxy'] as const)(
+    'refuses a control character in %s, as the backend does',
+    (field) => {
+      for (const bad of ['x\r\nX-Injected: 1', 'x\u0000', 'x\u001b[31m']) {
+        const r = validateSettings({ ...good, [field]: bad }, true);
+        expect(r.settings).toBeUndefined();
+        expect(r.errors[field]).toMatch(/control characters/);
+      }
+    },
+  );
+
   it('uses 300 s when expiry is left empty', () => {
     expect(validateSettings({ ...good, expires: '' }, true).settings?.expires).toBe(300);
   });

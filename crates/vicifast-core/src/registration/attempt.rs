@@ -91,7 +91,16 @@ impl Registration {
     }
 
     /// Resolves the next hop afresh and starts over from its first target.
-    pub(super) fn begin_attempt(&mut self, _now: Instant) {
+    pub(super) fn begin_attempt(&mut self, now: Instant) {
+        // The one check that holds whoever built the config: nothing unvalidated reaches the
+        // wire (a line break in a user name would add a header line to the REGISTER).
+        if let Err(err) = self.config.validate() {
+            self.fail(
+                now,
+                Problem::new(ProblemCode::InvalidSettings, err.to_string()),
+            );
+            return;
+        }
         self.phase = Phase::Resolving;
         self.outputs.push_back(Output::Resolve {
             server: self.config.next_hop().clone(),

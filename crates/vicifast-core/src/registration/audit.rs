@@ -9,10 +9,11 @@
 //! ours elsewhere is removed in the next REGISTER; credentials refused by the query are the
 //! password; credentials it accepted make the 403 a refusal of this contact.
 //!
-//! Finding another device on the extension belongs here too, when it comes: it reads the same
-//! listings.
+//! Finding another device that took the extension (`in_use`) reads the same listings.
 
 use super::{Registration, RequestKind};
+use crate::binding::listed_contact_address;
+use crate::drop_log::escape;
 use crate::message::NameAddr;
 use crate::status::{BindingInfo, Cause, Problem, ProblemCode};
 use std::time::Instant;
@@ -95,13 +96,20 @@ impl Registration {
         let stale = stale_bindings(listed);
         if stale.is_empty() {
             let others = listed.len();
+            // Name them: a registrar keeping one contact per extension (res_pjsip
+            // `max_contacts=1`, `remove_existing=no`) refuses us while another device holds it.
+            let where_: Vec<String> = listed
+                .iter()
+                .map(|(c, b)| listed_contact_address(c).unwrap_or_else(|| b.contact.clone()))
+                .collect();
             self.fail(
                 now,
                 Problem::new(
                     ProblemCode::Forbidden,
                     format!(
                         "403 to our REGISTER, though the registrar accepts our credentials; it \
-                         holds {others} other binding(s) for the extension"
+                         holds {others} other binding(s) for the extension ({})",
+                        escape(&where_.join(", "))
                     ),
                 ),
             );

@@ -90,6 +90,9 @@ impl Registration {
             self.config.timers,
         );
         self.push_transmit(flow, remote, payload);
+        if method == "OPTIONS" {
+            self.qualify_seen(now);
+        }
         if method == "INVITE" {
             let from_uri = NameAddr::parse(from).map_or_else(|| from.to_owned(), |n| n.uri);
             tracing::info!(account = %self.config.name, from = %escape(&from_uri), "incoming call reached this device");

@@ -20,6 +20,8 @@
 //! - `mobility`: network changes, waking from sleep, having no route at all.
 //! - `inbound`: requests the registrar sends us (qualify OPTIONS, NOTIFY, INVITE), answered in
 //!   one place.
+//! - `in_use`: another device on the extension: binding checks between refreshes, the qualify
+//!   hint, the `extension_in_use` episode and the user's choice.
 //! - `pacing`: the pacing rule (crate docs): the one gate every REGISTER and every new flow
 //!   passes, and the wait after every failure.
 //!
@@ -34,6 +36,7 @@
 
 mod attempt;
 mod audit;
+mod in_use;
 mod inbound;
 mod mobility;
 mod nat;
@@ -48,13 +51,14 @@ use crate::drop_log::{escape, escape_multiline, DropLog, DropReason};
 use crate::edge::PbxFlow;
 use crate::message::{self, SipMessage};
 use crate::status::{
-    BindingInfo, Cause, Direction, ExpiryAdjustment, Problem, RegistrationState, Status,
-    TraceEntry, Transport,
+    BindingInfo, Cause, Direction, ExpiryAdjustment, InUseDetection, Problem, RegistrationState,
+    Status, TraceEntry, Transport,
 };
 use crate::timer::{Timer, TimerTable};
 use crate::transaction::{ClientTimeout, CompletedTransaction, ServerTransactions};
 use crate::{Event, FlowId, Output, Target, Transmit};
 use attempt::Targets;
+use in_use::{Checks, InUse};
 use outbound::Flow;
 use pacing::Pacer;
 use rand::{Rng, SeedableRng};
@@ -185,6 +189,9 @@ pub struct Registration {
     stale_contacts: Vec<String>,
     binding: Option<Binding>,
     pacer: Pacer,
+    checks: Checks,
+    /// Another device holds the extension instead of us (one episode).
+    in_use: Option<InUse>,
     /// All bindings of the address of record in the last 2xx.
     listed: Vec<BindingInfo>,
     completed: Vec<CompletedTransaction>,
@@ -229,6 +236,8 @@ impl Registration {
             stale_contacts: Vec::new(),
             binding: None,
             pacer: Pacer::new(),
+            checks: Checks::default(),
+            in_use: None,
             listed: Vec::new(),
             completed: Vec::new(),
             server_transactions: ServerTransactions::default(),
@@ -440,6 +449,8 @@ impl Registration {
                     tracing::warn!(account = %self.config.name, "{summary}");
                 }
             }
+            Timer::BindingCheck => self.on_check_due(now, InUseDetection::BindingCheck),
+            Timer::QualifySilent => self.on_qualify_silent(now),
         }
     }
 
@@ -561,7 +572,11 @@ impl Registration {
             }),
             problem: self.problem.clone(),
             bindings: self.listed.clone(),
-            expiry_adjusted: self.binding.as_ref().and_then(|b| b.adjusted.clone()),
+            expiry_adjusted: self
+                .binding
+                .as_ref()
+                .and_then(|b| b.adjusted.clone().map(Box::new)),
+            extension_in_use: self.in_use.as_ref().map(|e| Box::new(e.info.clone())),
         };
         self.outputs.push_back(Output::Event(Event::Status(status)));
     }

@@ -64,6 +64,7 @@ impl Registration {
             carried_binding: false,
         });
         self.replace_contact(contact);
+        self.forget_qualify();
         let kind = self.first_request_kind();
         self.send_request(now, kind, false);
     }

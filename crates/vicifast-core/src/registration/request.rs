@@ -29,6 +29,9 @@ pub(super) enum RequestKind {
     /// No Contact: asks for the current bindings, to learn why a REGISTER was refused (our own
     /// binding from before may hold the extension's only place).
     Probe,
+    /// No Contact: asks for the current bindings between refreshes, to notice another device
+    /// that took the extension.
+    Check,
 }
 
 /// The request in flight and what it carried.
@@ -146,7 +149,7 @@ impl Registration {
         let removing = match &kind {
             RequestKind::Register | RequestKind::Unregister => self.stale_contacts.clone(),
             RequestKind::Remove(contacts) => contacts.clone(),
-            RequestKind::Query | RequestKind::Probe => Vec::new(),
+            RequestKind::Query | RequestKind::Probe | RequestKind::Check => Vec::new(),
         };
         // Old contacts first and without +sip.instance: a registrar that matches bindings by
         // instance must not apply their expires=0 to the new binding.
@@ -156,7 +159,10 @@ impl Registration {
         let ours = match kind {
             RequestKind::Register => Some(expires),
             RequestKind::Unregister => Some(0),
-            RequestKind::Remove(_) | RequestKind::Query | RequestKind::Probe => None,
+            RequestKind::Remove(_)
+            | RequestKind::Query
+            | RequestKind::Probe
+            | RequestKind::Check => None,
         };
         if let Some(expires) = ours {
             if let Some(contact) = &self.contact {

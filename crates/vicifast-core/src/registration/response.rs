@@ -100,6 +100,10 @@ impl Registration {
             .map(Duration::from_secs);
         let detail = format!("{} {}", resp.code, escape(&resp.reason));
         let kind = pending.kind;
+        if kind == RequestKind::Check && !matches!(resp.code, 200..=299 | 401 | 407) {
+            self.check_unanswered(now, resp.code, &detail);
+            return;
+        }
         match resp.code {
             200..=299 => {
                 if pending.carried_credentials {
@@ -174,6 +178,7 @@ impl Registration {
                     return;
                 }
                 self.bound(now, granted, resp);
+                self.note_registered_listing(now, &listed);
             }
             RequestKind::Unregister => {
                 self.binding = None;
@@ -204,6 +209,7 @@ impl Registration {
                 self.finish(now, RegistrationState::Unregistered, Cause::Unregistered);
             }
             RequestKind::Probe => self.on_probed(now, &listed),
+            RequestKind::Check => self.on_checked(now, &listed),
         }
     }
 
@@ -254,6 +260,8 @@ impl Registration {
                 .is_none_or(|old| old.granted != a.granted)
         }) {
             tracing::warn!(account = %self.config.name, granted, refreshed_as = lifetime, reason = ?adjusted.reason, "the registrar granted a lifetime we do not refresh by");
+            self.outputs
+                .push_back(Output::Event(Event::ExpiryAdjusted(adjusted.clone())));
         }
         let granted_for = Duration::from_secs(u64::from(lifetime));
         self.binding = Some(Binding {
@@ -267,8 +275,10 @@ impl Registration {
             .set(Timer::Refresh, now + refresh_delay(granted_for));
         self.timers.set(Timer::Expiry, now + granted_for);
         self.pacer.on_success(now);
-        self.problem = None;
+        // Another device on the extension stays the problem until its episode ends.
+        self.problem = self.in_use.as_ref().map(|e| e.problem.clone());
         self.phase = Phase::Registered;
+        self.schedule_check(now);
         self.state = RegistrationState::Registered;
         self.flow_registered(now, resp);
         self.publish(

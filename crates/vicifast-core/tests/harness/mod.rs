@@ -32,6 +32,9 @@ pub fn target(s: &str, transport: Transport) -> Target {
 pub fn config() -> AccountConfig {
     let mut c = AccountConfig::new("test", ServerAddress::parse(REGISTRAR).unwrap(), "101");
     c.domain = Some("example.test".into());
+    // Binding checks add REGISTERs between refreshes; the tests that count REGISTERs for other
+    // reasons leave them out, and tests/extension_in_use.rs turns them on.
+    c.binding_check_interval = None;
     c
 }
 
@@ -88,6 +91,9 @@ pub struct FakeRegistrar {
     pub no_auth: bool,
     /// Wrong credentials get 403 instead of a new challenge (chan_sip's `alwaysauthreject`).
     pub forbid_bad_credentials: bool,
+    /// A new binding replaces every other (chan_sip; res_pjsip `max_contacts=1` with
+    /// `remove_existing=yes`).
+    pub replace_existing: bool,
 }
 
 impl FakeRegistrar {
@@ -119,6 +125,7 @@ impl FakeRegistrar {
             force_grant: None,
             no_auth: false,
             forbid_bad_credentials: false,
+            replace_existing: false,
         }
     }
 
@@ -338,6 +345,9 @@ impl FakeRegistrar {
                 }
             }
             self.bindings.retain(|(u, _)| *u != uri);
+            if expires > 0 && self.replace_existing {
+                self.bindings.clear();
+            }
             if expires > 0 {
                 let granted = self
                     .force_grant

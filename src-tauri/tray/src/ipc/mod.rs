@@ -36,6 +36,8 @@ pub enum Call {
     },
     Register,
     Unregister,
+    /// "Use this computer": another device took the extension; register here now.
+    TakeOver,
     ClearTrace,
     /// Show the window: create it, or focus the one that is open.
     OpenWindow,

@@ -90,6 +90,10 @@ async fn answer(app: &Arc<App>, call: Call) -> Result<serde_json::Value, Command
             app.unregister().await;
             serde_json::Value::Null
         }
+        Call::TakeOver => {
+            app.take_over().await;
+            serde_json::Value::Null
+        }
         Call::ClearTrace => {
             app.clear_trace();
             serde_json::Value::Null

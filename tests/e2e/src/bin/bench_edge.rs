@@ -337,7 +337,7 @@ fn start_vicifast(ends: &Ends) -> Result<(Cli, SocketAddr), String> {
         if flow.is_some()
             && cli
                 .wait_for(
-                    |s| s["softphone"]["state"] == "answering",
+                    |s| s["event"] == "softphone" && s["state"] == "answering",
                     Duration::from_millis(5),
                 )
                 .is_ok()

@@ -19,7 +19,7 @@ ENGINE_PACKAGES := build-essential pkg-config ca-certificates openssl procps ipr
   kamailio kamailio-tls-modules kamailio-outbound-modules sip-tester sipsak \
   dbus-daemon dbus-bin gnome-keyring libsecret-tools
 
-.PHONY: help deps-engine lint test test-engine test-e2e bench bench-register
+.PHONY: help deps-engine lint test test-engine test-e2e bench bench-register bench-edge
 help:
 	@echo "make run    build and launch the desktop app"
 	@echo "make test   install what is missing, then run every check and test"
@@ -54,5 +54,11 @@ test: deps-engine $(if $(wildcard mk/app.mk),app-deps) lint test-engine test-e2e
   $(if $(wildcard mk/windows.mk),lint-windows test-windows)
 	@echo "make test: all checks and tests passed"
 
-bench: bench-register bench-flood $(if $(wildcard mk/netns.mk),bench-mobility) $(if $(wildcard mk/app.mk),bench-app) \
+bench: bench-register bench-flood bench-edge $(if $(wildcard mk/netns.mk),bench-mobility) $(if $(wildcard mk/app.mk),bench-app) \
   $(if $(wildcard mk/windows.mk),bench-windows)
+
+# Time the softphone edge proxy adds relaying INVITE and 200 OK, and CPU per relayed message,
+# VICIfast beside Kamailio on the same loopback path.
+bench-edge: deps-engine
+	$(CARGO) build --release -p vicifast-cli -p vicifast-e2e --bins
+	VICIFAST_CLI=$(TARGET_DIR)/release/vicifast-cli $(TARGET_DIR)/release/bench_edge

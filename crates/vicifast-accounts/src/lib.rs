@@ -14,7 +14,7 @@ mod settings;
 mod store;
 
 pub use keychain::{Keychain, KeychainError, MemoryKeychain, OsKeychain, SERVICE};
-pub use settings::{AccountSettings, FieldError, Settings, DEFAULT_EXPIRES};
+pub use settings::{AccountSettings, FieldError, Settings, SoftphoneSettings, DEFAULT_EXPIRES};
 pub use store::{ConfigError, ConfigStore, CONFIG_ENV, FORMAT};
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
+use vicifast_core::edge::{EdgeConfig, EdgeConfigError, FixedContact, DEFAULT_LISTEN};
 use vicifast_core::validate::{self, ValidationError};
 use vicifast_core::{AccountConfig, Transport};
 
@@ -42,10 +43,90 @@ pub struct AccountSettings {
     /// Extra CA certificates (PEM) to trust for TLS, besides the system's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// The softphone on this computer that takes the extension's calls through VICIfast (the
+    /// `[accounts.softphone]` table); absent: VICIfast registers alone and takes no calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub softphone: Option<SoftphoneSettings>,
 }
 
 fn default_expires() -> u32 {
     DEFAULT_EXPIRES
+}
+
+/// Where VICIfast listens for the account's softphone, and where it reaches one that does not
+/// register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftphoneSettings {
+    /// The loopback address and port the softphone uses as its outbound proxy.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// A softphone with registration switched off is reached here, such as
+    /// `sip:127.0.0.1:5062` (loopback only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_string()
+}
+
+impl Default for SoftphoneSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            contact: None,
+        }
+    }
+}
+
+impl SoftphoneSettings {
+    /// Validates and builds the edge proxy's settings; errors name the field
+    /// (`softphone.listen` or `softphone.contact`), in plain words.
+    pub fn to_edge_config(&self) -> Result<EdgeConfig, FieldError> {
+        let listen_text = self.listen.trim();
+        let listen: std::net::SocketAddr = listen_text.parse().map_err(|_| {
+            FieldError::new(
+                "softphone.listen",
+                format!(
+                    "`{listen_text}` is not an address and port on this computer: use \
+                     127.0.0.1:5070 (or another port)."
+                ),
+            )
+        })?;
+        if listen.port() == 0 {
+            return Err(FieldError::new(
+                "softphone.listen",
+                "Choose a port for the softphone listener, such as 5070: the softphone must \
+                 know it.",
+            ));
+        }
+        let fixed_contact = match non_blank(self.contact.as_deref()) {
+            Some(contact) => Some(
+                FixedContact::parse(contact)
+                    .map_err(|e| FieldError::new("softphone.contact", softphone_message(&e)))?,
+            ),
+            None => None,
+        };
+        let config = EdgeConfig {
+            listen,
+            fixed_contact,
+            ..EdgeConfig::default()
+        };
+        config
+            .validate()
+            .map_err(|e| FieldError::new("softphone.listen", softphone_message(&e)))?;
+        Ok(config)
+    }
+}
+
+fn softphone_message(err: &EdgeConfigError) -> String {
+    let mut text = err.to_string();
+    if let Some(first) = text.get(..1) {
+        let upper = first.to_uppercase();
+        text.replace_range(..1, &upper);
+    }
+    text.push('.');
+    text
 }
 
 /// Everything the settings file holds (the file also carries `format = 1`).
@@ -115,7 +196,17 @@ impl AccountSettings {
             outbound_proxy: None,
             expires: DEFAULT_EXPIRES,
             ca_file: None,
+            softphone: None,
         }
+    }
+
+    /// The edge proxy's settings, when the account has a softphone; errors as
+    /// [`AccountSettings::to_config`]'s.
+    pub fn softphone_config(&self) -> Result<Option<EdgeConfig>, FieldError> {
+        self.softphone
+            .as_ref()
+            .map(SoftphoneSettings::to_edge_config)
+            .transpose()
     }
 
     /// Validates and builds the engine config; errors name the field, in plain words.
@@ -185,6 +276,8 @@ impl AccountSettings {
 
         validate::expires(self.expires)?;
 
+        self.softphone_config()?;
+
         let mut config = AccountConfig::new(name, registrar, extension);
         config.auth_user = auth_user.map(str::to_owned);
         config.domain = domain.map(str::to_owned);
@@ -221,6 +314,74 @@ mod tests {
 
     fn field_of(a: &AccountSettings) -> String {
         a.to_config().unwrap_err().field
+    }
+
+    #[test]
+    fn a_softphone_table_is_checked_and_builds_the_edge_config() {
+        let mut a = account();
+        assert_eq!(a.softphone_config(), Ok(None));
+        a.softphone = Some(SoftphoneSettings::default());
+        let edge = a.softphone_config().unwrap().unwrap();
+        assert_eq!(edge.listen, DEFAULT_LISTEN);
+        assert_eq!(edge.fixed_contact, None);
+        a.softphone = Some(SoftphoneSettings {
+            listen: " 127.0.0.1:5080 ".into(),
+            contact: Some("sip:127.0.0.1:5062;transport=tcp".into()),
+        });
+        let edge = a.softphone_config().unwrap().unwrap();
+        assert_eq!(edge.listen.port(), 5080);
+        assert_eq!(edge.fixed_contact.unwrap().transport, Transport::Tcp);
+        assert!(a.to_config().is_ok());
+
+        for (listen, contact, field) in [
+            ("0.0.0.0:5070", None, "softphone.listen"),
+            ("198.18.0.5:5070", None, "softphone.listen"),
+            ("127.0.0.1", None, "softphone.listen"),
+            ("127.0.0.1:0", None, "softphone.listen"),
+            (
+                "127.0.0.1:5070",
+                Some("sip:198.18.0.5:5062"),
+                "softphone.contact",
+            ),
+            (
+                "127.0.0.1:5070",
+                Some("sip:127.0.0.1;transport=tls"),
+                "softphone.contact",
+            ),
+        ] {
+            a.softphone = Some(SoftphoneSettings {
+                listen: listen.into(),
+                contact: contact.map(Into::into),
+            });
+            let err = a.to_config().unwrap_err();
+            assert_eq!(err.field, field, "{listen} {contact:?}: {err}");
+            assert!(err.message.ends_with('.'), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn a_softphone_table_round_trips_through_toml() {
+        let mut a = account();
+        a.softphone = Some(SoftphoneSettings {
+            listen: "127.0.0.1:5070".into(),
+            contact: Some("sip:127.0.0.1:5062".into()),
+        });
+        let settings = Settings {
+            start_at_login: false,
+            accounts: vec![a.clone(), account()],
+        };
+        let text = toml::to_string(&settings).unwrap();
+        assert!(text.contains("[accounts.softphone]"), "{text}");
+        let back: Settings = toml::from_str(&text).unwrap();
+        assert_eq!(back, settings);
+        let minimal: Settings = toml::from_str(
+            "[[accounts]]\nname = \"A\"\nserver = \"pbx\"\nextension = \"101\"\n[accounts.softphone]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            minimal.accounts[0].softphone,
+            Some(SoftphoneSettings::default())
+        );
     }
 
     #[test]

@@ -9,13 +9,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use vicifast_accounts::{
     AccountSettings, ConfigError, ConfigStore, FieldError, Keychain, KeychainError, OsKeychain,
+    SoftphoneSettings,
 };
-use vicifast_engine::{AccountConfig, Password, Problem, ProblemCode, ServerAddress, Transport};
+use vicifast_engine::{
+    AccountConfig, EdgeConfig, Password, Problem, ProblemCode, ServerAddress, Transport,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum AccountCommand {
     /// Save an account: settings to the settings file, password to the system keychain.
-    Set(SetArgs),
+    Set(Box<SetArgs>),
     /// List the saved accounts (passwords are never shown).
     List {
         /// One JSON object: {"path": …, "accounts": [...]}.
@@ -57,6 +60,14 @@ pub struct SetArgs {
     /// Extra CA certificates (PEM) to trust for TLS, besides the system's.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Take the extension's calls on the softphone that uses this loopback address as its
+    /// outbound proxy (such as 127.0.0.1:5070). Without softphone flags, a saved softphone
+    /// setting is kept.
+    #[arg(long, value_name = "ADDR:PORT")]
+    softphone_listen: Option<String>,
+    /// Reach a softphone that does not register at this address (sip:127.0.0.1:PORT).
+    #[arg(long, value_name = "URI")]
+    softphone_contact: Option<String>,
     #[command(flatten)]
     password: PasswordArgs,
 }
@@ -113,6 +124,8 @@ pub struct Resolved {
     pub config: AccountConfig,
     pub password: Password,
     pub ca_file: Option<PathBuf>,
+    /// The account's softphone, when its settings have a `[softphone]` table.
+    pub softphone: Option<EdgeConfig>,
 }
 
 /// Settings from the settings file and the password from the keychain, for `--account NAME`.
@@ -137,6 +150,12 @@ fn resolve_with(
         name: name.to_owned(),
         error,
     })?;
+    let softphone = account
+        .softphone_config()
+        .map_err(|error| AccountError::Invalid {
+            name: name.to_owned(),
+            error,
+        })?;
     let password = keychain
         .get(&account.name)?
         .ok_or_else(|| AccountError::NoPassword(account.name.clone()))?;
@@ -144,6 +163,7 @@ fn resolve_with(
         config,
         password,
         ca_file: account.ca_file.clone(),
+        softphone,
     })
 }
 
@@ -153,7 +173,7 @@ pub fn run(command: AccountCommand) -> ExitCode {
         Err(err) => return AccountError::from(err).report(false),
     };
     match command {
-        AccountCommand::Set(args) => set(&store, &OsKeychain, args),
+        AccountCommand::Set(args) => set(&store, &OsKeychain, *args),
         AccountCommand::List { json } => list(&store, json),
         AccountCommand::Remove { name } => remove(&store, &OsKeychain, &name),
     }
@@ -179,6 +199,7 @@ fn set(store: &ConfigStore, keychain: &dyn Keychain, args: SetArgs) -> ExitCode 
         outbound_proxy: args.outbound_proxy.clone(),
         expires: args.expires,
         ca_file: args.ca_file.clone(),
+        softphone: None,
     };
     if let Err(err) = account.to_config() {
         return field_usage_error(&err);
@@ -193,6 +214,21 @@ fn set(store: &ConfigStore, keychain: &dyn Keychain, args: SetArgs) -> ExitCode 
         Err(err) => return AccountError::from(err).report(false),
     };
     let existed = settings.account(&name).is_some();
+    let mut account = account;
+    account.softphone = if args.softphone_listen.is_some() || args.softphone_contact.is_some() {
+        Some(SoftphoneSettings {
+            listen: args
+                .softphone_listen
+                .clone()
+                .unwrap_or_else(|| SoftphoneSettings::default().listen),
+            contact: args.softphone_contact.clone(),
+        })
+    } else {
+        settings.account(&name).and_then(|a| a.softphone.clone())
+    };
+    if let Err(err) = account.to_config() {
+        return field_usage_error(&err);
+    }
     let password = match args.password.read() {
         Ok(Some(password)) => Some(password),
         // Changing the settings of a saved account keeps its password.
@@ -250,6 +286,12 @@ fn list(store: &ConfigStore, json: bool) -> ExitCode {
         }
         if let Some(proxy) = &a.outbound_proxy {
             line.push_str(&format!("\tvia {proxy}"));
+        }
+        if let Some(softphone) = &a.softphone {
+            line.push_str(&format!("\tsoftphone at {}", softphone.listen));
+            if let Some(contact) = &softphone.contact {
+                line.push_str(&format!(" reaching {contact}"));
+            }
         }
         println!("{line}");
     }
@@ -372,7 +414,7 @@ mod tests {
         {
             crate::Command::Account {
                 command: AccountCommand::Set(args),
-            } => args,
+            } => *args,
             other => panic!("parsed as {other:?}"),
         }
     }

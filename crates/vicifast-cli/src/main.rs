@@ -20,7 +20,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 use vicifast_engine::validate;
 use vicifast_engine::{
-    AccountConfig, DriverOptions, EngineEvent, Password, Registration, RegistrationState, Transport,
+    AccountConfig, DriverOptions, EdgeConfig, EngineEvent, FixedContact, Password, Registration,
+    RegistrationState, Transport,
 };
 
 #[derive(Parser, Debug)]
@@ -120,11 +121,39 @@ struct AccountArgs {
     /// Longest backoff, in seconds (RFC 5626 max-time).
     #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     backoff_cap: u64,
+    /// Relay the extension's calls to the softphone that uses this loopback address (UDP and
+    /// TCP) as its outbound proxy, such as 127.0.0.1:5070; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_softphone_listen)]
+    softphone_listen: Option<std::net::SocketAddr>,
+    /// Reach a softphone that does not register at this loopback address
+    /// (sip:127.0.0.1:PORT[;transport=tcp]). Implies a listener on 127.0.0.1:5070 unless
+    /// --softphone-listen says otherwise.
+    #[arg(long, value_name = "URI", value_parser = parse_softphone_contact)]
+    softphone_contact: Option<FixedContact>,
+    /// How often the softphone is asked whether it runs, in seconds.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    softphone_check_interval: u64,
     /// How often, in seconds (jittered ±25 %), to ask the registrar which bindings the extension
     /// has, to notice another device taking it (`extension_in_use`); 0 never asks.
     #[arg(long, value_name = "SECONDS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     binding_check_interval: u64,
+}
+
+fn parse_softphone_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not ADDR:PORT (such as 127.0.0.1:5070)"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "the softphone listener must be on this computer only (127.0.0.1 or [::1]), not {addr}"
+        ));
+    }
+    Ok(addr)
+}
+
+fn parse_softphone_contact(s: &str) -> Result<FixedContact, String> {
+    FixedContact::parse(s).map_err(|e| e.to_string())
 }
 
 /// The lifetime goes through the one validation (`vicifast_core::validate`) as clap parses it;
@@ -149,6 +178,9 @@ fn parse_instance_id(s: &str) -> Result<String, String> {
 fn parse_transport(s: &str) -> Result<Transport, String> {
     s.parse()
 }
+
+/// An account ready for the engine: its settings, password, driver options and softphone.
+type Resolved = (AccountConfig, Password, DriverOptions, Option<EdgeConfig>);
 
 /// A usage problem found after parsing: printed like clap's own, exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +208,7 @@ impl AccountArgs {
     /// The account, its password and the driver options: from the flags, or with `--account`
     /// from the saved settings and the keychain. On failure, the message is printed and the
     /// exit code returned (2 bad usage, 1 a saved account or its password cannot be used).
-    fn resolve(&self, json: bool) -> Result<(AccountConfig, Password, DriverOptions), ExitCode> {
+    fn resolve(&self, json: bool) -> Result<Resolved, ExitCode> {
         if let Some(name) = &self.account {
             let saved = account::resolve(name).map_err(|e| e.report(json))?;
             let options = DriverOptions {
@@ -186,12 +218,13 @@ impl AccountArgs {
                 vicifast_engine::check_ca_file(path)
                     .map_err(|e| usage_error(&UsageError::CaFile(e)))?;
             }
-            return Ok((self.tune(saved.config), saved.password, options));
+            let softphone = self.softphone(saved.softphone);
+            return Ok((self.tune(saved.config), saved.password, options, softphone));
         }
         let config = self.config_from_flags().map_err(|e| usage_error(&e))?;
         let password = self.password().map_err(|e| usage_error(&e))?;
         let options = self.options().map_err(|e| usage_error(&e))?;
-        Ok((config, password, options))
+        Ok((config, password, options, self.softphone(None)))
     }
 
     /// The account named by `--registrar`, `--user` and the rest, each value checked by the one
@@ -227,6 +260,24 @@ impl AccountArgs {
             error,
         })?;
         Ok(config)
+    }
+
+    /// The edge proxy's settings: the flags over the saved ones; none without either.
+    fn softphone(&self, saved: Option<EdgeConfig>) -> Option<EdgeConfig> {
+        let flagged = self.softphone_listen.is_some() || self.softphone_contact.is_some();
+        let mut edge = match saved {
+            Some(saved) => saved,
+            None if flagged => EdgeConfig::default(),
+            None => return None,
+        };
+        if let Some(listen) = self.softphone_listen {
+            edge.listen = listen;
+        }
+        if let Some(contact) = &self.softphone_contact {
+            edge.fixed_contact = Some(contact.clone());
+        }
+        edge.check_interval = Duration::from_secs(self.softphone_check_interval);
+        Some(edge)
     }
 
     /// Applies the engine flags that go with either way of naming the account.
@@ -304,14 +355,14 @@ fn run(runtime: &tokio::runtime::Runtime, command: Command, trace: bool) -> Exit
         };
     match command {
         Command::Register { account, json } => {
-            let (config, password, options) = match account.resolve(json) {
+            let (config, password, options, softphone) = match account.resolve(json) {
                 Ok(resolved) => resolved,
                 Err(code) => return code,
             };
-            runtime.block_on(register(config, password, options, json, trace))
+            runtime.block_on(register(config, password, options, softphone, json, trace))
         }
         Command::Unregister { account, json } => {
-            let (config, password, options) = match account.resolve(json) {
+            let (config, password, options, _) = match account.resolve(json) {
                 Ok(resolved) => resolved,
                 Err(code) => return code,
             };
@@ -330,7 +381,7 @@ fn run(runtime: &tokio::runtime::Runtime, command: Command, trace: bool) -> Exit
             }
         }
         Command::Bindings { account, json } => {
-            let (config, password, options) = match account.resolve(json) {
+            let (config, password, options, _) = match account.resolve(json) {
                 Ok(resolved) => resolved,
                 Err(code) => return code,
             };
@@ -356,10 +407,24 @@ async fn register(
     config: AccountConfig,
     password: Password,
     options: DriverOptions,
+    softphone: Option<EdgeConfig>,
     json: bool,
     trace: bool,
 ) -> ExitCode {
-    let (registration, mut events) = Registration::start(config, password, options);
+    let relays = softphone.is_some();
+    let (registration, mut events) = match softphone {
+        None => Registration::start(config, password, options),
+        Some(edge) => match Registration::start_with_softphone(config, password, options, edge) {
+            Ok((registration, events, listen)) => {
+                output::softphone_listener(listen, json);
+                (registration, events)
+            }
+            Err(err) => {
+                eprintln!("vicifast-cli: {err}");
+                return ExitCode::from(1);
+            }
+        },
+    };
     let mut registration = Some(registration);
     let mut stopping: Option<tokio::task::JoinHandle<()>> = None;
     let mut failed = false;
@@ -386,11 +451,28 @@ async fn register(
                             }
                         }
                     }
+                    EngineEvent::IncomingCall(call) if relays && !json => {
+                        line.message(&format!(
+                            "incoming call from {}: relayed to the softphone",
+                            vicifast_engine::escape(&call.inner.from)
+                        ));
+                    }
+                    EngineEvent::IncomingCall(_) if relays => {}
                     EngineEvent::IncomingCall(call) => {
                         line.message(&format!(
                             "incoming call from {} reached this device (answered 480: this app does not take calls)",
                             vicifast_engine::escape(&call.inner.from)
                         ));
+                    }
+                    EngineEvent::CallRefused(refused) if !json => {
+                        line.message(&format!(
+                            "incoming call from {} refused: {}",
+                            vicifast_engine::escape(&refused.inner.call.from),
+                            refused.inner.reason
+                        ));
+                    }
+                    EngineEvent::Softphone(status) if !json => {
+                        line.message(&output::describe_softphone(&status));
                     }
                     EngineEvent::ExtensionInUse(info) if !json => {
                         line.message(&output::extension_in_use(&info.inner, std::process::id()));

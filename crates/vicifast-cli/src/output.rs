@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 use vicifast_engine::{
-    escape_uncut, BindingInfo, ExtensionInUse, Problem, RegistrationState, Stamped, Status,
-    TraceEntry,
+    escape_uncut, BindingInfo, ExtensionInUse, Problem, RegistrationState, SoftphoneStatus,
+    Stamped, Status, TraceEntry,
 };
 
 pub fn json_line<T: serde::Serialize>(value: &T) {
@@ -156,6 +156,41 @@ pub fn query_failed(problem: &Problem, json: bool) -> ExitCode {
         problem.message, problem.action, problem.code, problem.detail
     );
     ExitCode::from(1)
+}
+
+/// Where the softphone listener was bound (the port matters when 0 asked for a free one).
+pub fn softphone_listener(listen: std::net::SocketAddr, json: bool) {
+    if json {
+        json_line(
+            &serde_json::json!({ "event": "softphone_listener", "listen": listen.to_string() }),
+        );
+    } else {
+        eprintln!("listening for the softphone on {listen} (UDP and TCP): set it as the softphone's outbound proxy");
+    }
+}
+
+/// One line on the softphone: "softphone answering (baresip v1.0.0) at sip:…".
+pub fn describe_softphone(stamped: &Stamped<SoftphoneStatus>) -> String {
+    let s = &stamped.inner;
+    let time = stamped.at.get(11..19).unwrap_or(&stamped.at);
+    let mut text = format!("{time} {} softphone {}", s.account, s.state);
+    // What the softphone sent (its User-Agent, Contact) is escaped: it is another program's text.
+    if let Some(agent) = &s.user_agent {
+        text.push_str(&format!(" ({})", vicifast_engine::escape(agent)));
+    }
+    if let Some(contact) = &s.contact {
+        text.push_str(&format!(" at {}", vicifast_engine::escape(contact)));
+    }
+    if let Some(problem) = &s.problem {
+        text.push_str(&format!(
+            " — {} {} [{}: {}]",
+            problem.message,
+            problem.action,
+            problem.code.as_str(),
+            vicifast_engine::escape(&problem.detail)
+        ));
+    }
+    text
 }
 
 /// The note printed (on stderr) when another device took the extension, with the two choices.

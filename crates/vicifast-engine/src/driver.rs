@@ -1,7 +1,8 @@
 //! The tokio driver: one task per registration that feeds the sans-IO core with what the network,
 //! the clock and the user say, and carries out what the core asks for.
 
-use crate::events::{BindingList, EngineEvent, RemovedContacts, Stamped};
+use crate::edge::{ListenerInput, SoftphoneListener};
+use crate::events::{BindingList, EngineEvent, RefusedCall, RemovedContacts, Stamped};
 use crate::flow::{FlowHandle, FlowInput, INPUT_QUEUE};
 use crate::junk::{EngineDrop, JunkLog};
 use crate::monitor::{system_monitor, NetworkMonitor, SystemMonitor};
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use vicifast_core::edge::{follow_flow, receive_on_flow, EdgeEvent, EdgeOutput, EdgeProxy};
 use vicifast_core::{
     Event, FlowId, Output, Password, Registration as Core, ServerAddress, Target, Transport,
 };
@@ -48,6 +50,14 @@ pub(crate) struct Driver {
     traces: Budget,
     calls: Budget,
     junk: JunkLog,
+    /// The softphone's edge proxy and its listener, for an account that has one.
+    edge: Option<Edge>,
+}
+
+/// An account's edge proxy (sans-IO) and the sockets it is reached at.
+pub(crate) struct Edge {
+    pub proxy: EdgeProxy,
+    pub listener: SoftphoneListener,
 }
 
 /// At most `per_second` events of one kind a second; the rest are counted as dropped.
@@ -116,7 +126,14 @@ impl Driver {
             traces: Budget::new(TRACES_PER_SECOND),
             calls: Budget::new(CALLS_PER_SECOND),
             junk: JunkLog::new("engine"),
+            edge: None,
         }
+    }
+
+    /// Relays the softphone's calls through `edge` as well.
+    pub fn with_edge(mut self, edge: Edge) -> Self {
+        self.edge = Some(edge);
+        self
     }
 
     /// Runs until the core has finished (stopped, or its one-shot purpose done).
@@ -132,12 +149,20 @@ impl Driver {
         };
         let mut clocks = (SystemTime::now(), Instant::now());
         self.core.start(now());
+        if let Some(edge) = &mut self.edge {
+            edge.proxy.start(now());
+        }
         loop {
             self.carry_out();
             if self.core.is_finished() {
                 break;
             }
-            let deadline = self.core.poll_timeout().map(Instant::from_std);
+            let edge_deadline = self.edge.as_ref().and_then(|e| e.proxy.poll_timeout());
+            let deadline = [self.core.poll_timeout(), edge_deadline]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(Instant::from_std);
             tokio::select! {
                 Some(input) = self.flow_inputs.1.recv() => {
                     let now = now();
@@ -147,13 +172,26 @@ impl Driver {
                             self.flows.remove(&flow);
                             self.core.handle_flow_error(now, flow, error);
                         }
-                        FlowInput::Received { flow, remote, bytes } => self.core.handle_receive(now, flow, remote, &bytes),
+                        FlowInput::Received { flow, remote, bytes } => receive_on_flow(
+                            &mut self.core,
+                            self.edge.as_mut().map(|e| &mut e.proxy),
+                            now,
+                            flow,
+                            remote,
+                            &bytes,
+                        ),
                         FlowInput::Pong { flow } => self.core.handle_pong(now, flow),
                     }
                 }
                 Some(result) = self.resolved.1.recv() => self.core.handle_resolved(now(), result),
+                Some(input) = softphone_input(self.edge.as_mut()) => self.on_softphone_input(input),
                 command = commands.recv(), if commands_open => match command {
-                    Some(Command::SetPassword(password)) => self.core.set_password(now(), password),
+                    Some(Command::SetPassword(password)) => {
+                        if let Some(edge) = &mut self.edge {
+                            edge.proxy.set_password(password.clone());
+                        }
+                        self.core.set_password(now(), password);
+                    }
                     Some(Command::RetryNow) => self.core.retry_now(now()),
                     Some(Command::TakeOver) => self.core.take_over(now()),
                     Some(Command::NetworkChanged) => self.check_network(),
@@ -167,7 +205,13 @@ impl Driver {
                         self.core.stop(now());
                     }
                 },
-                () = sleep_until(deadline) => self.core.handle_timeout(now()),
+                () = sleep_until(deadline) => {
+                    let now = now();
+                    self.core.handle_timeout(now);
+                    if let Some(edge) = &mut self.edge {
+                        edge.proxy.handle_timeout(now);
+                    }
+                }
                 () = self.junk.summary_due() => self.junk.flush(),
                 changed = network_change(&mut monitor) => {
                     if let Err(err) = changed {
@@ -191,8 +235,81 @@ impl Driver {
         }
     }
 
-    /// Drains the core's outputs and acts on each.
+    /// Drains the core's outputs and acts on each, then the edge proxy's (which follows the
+    /// registration's flow first).
     fn carry_out(&mut self) {
+        self.carry_out_registration();
+        let Some(edge) = &mut self.edge else {
+            return;
+        };
+        follow_flow(&mut edge.proxy, &self.core, now());
+        while let Some(output) = edge.proxy.poll_output() {
+            match output {
+                EdgeOutput::ToPbx(t) => match self.flows.get(&t.flow) {
+                    Some(flow) => {
+                        if !flow.send(t.destination, t.payload) {
+                            self.junk
+                                .dropped(EngineDrop::WriteQueueFull, Some(t.destination));
+                        }
+                    }
+                    None => tracing::debug!(flow = %t.flow, "relay on a closed flow dropped"),
+                },
+                EdgeOutput::ToSoftphone(t) => edge.listener.send(t),
+                EdgeOutput::Event(event) => {
+                    let engine_event = match event {
+                        EdgeEvent::Softphone(status) => {
+                            EngineEvent::Softphone(Stamped::now(status))
+                        }
+                        EdgeEvent::IncomingCall(call) => {
+                            if !self.calls.take() {
+                                self.junk.dropped(EngineDrop::CallNoticeOverflow, None);
+                                continue;
+                            }
+                            EngineEvent::IncomingCall(Stamped::now(call))
+                        }
+                        EdgeEvent::CallRefused { call, reason } => {
+                            if !self.calls.take() {
+                                self.junk.dropped(EngineDrop::CallNoticeOverflow, None);
+                                continue;
+                            }
+                            EngineEvent::CallRefused(Stamped::now(RefusedCall { call, reason }))
+                        }
+                        EdgeEvent::Trace(entry) => {
+                            if !self.traces.take() {
+                                self.junk.dropped(EngineDrop::TraceOverflow, None);
+                                continue;
+                            }
+                            tracing::trace!(direction = ?entry.direction, remote = %entry.remote, "\n{}", entry.text);
+                            EngineEvent::Trace(Stamped::now(entry))
+                        }
+                        _ => continue,
+                    };
+                    let _ = self.events.send(engine_event);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_softphone_input(&mut self, input: ListenerInput) {
+        let Some(edge) = &mut self.edge else {
+            return;
+        };
+        let now = now();
+        match input {
+            ListenerInput::Received { peer, bytes } => {
+                edge.proxy.handle_softphone_receive(now, peer, &bytes)
+            }
+            ListenerInput::Closed { connection } => {
+                edge.proxy.handle_connection_closed(now, connection)
+            }
+            ListenerInput::Unreachable { peer } => {
+                edge.proxy.handle_softphone_unreachable(now, peer)
+            }
+        }
+    }
+
+    fn carry_out_registration(&mut self) {
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Transmit(t) => match self.flows.get(&t.flow) {
@@ -215,7 +332,12 @@ impl Driver {
                 Output::CloseFlow { flow } => {
                     self.flows.remove(&flow);
                 }
-                Output::Event(event) => self.publish(event),
+                Output::Event(event) => {
+                    if let (Event::Status(status), Some(edge)) = (&event, self.edge.as_mut()) {
+                        edge.proxy.handle_bindings(now(), &status.bindings);
+                    }
+                    self.publish(event);
+                }
                 _ => {}
             }
         }
@@ -309,6 +431,13 @@ fn now() -> std::time::Instant {
 async fn network_change(monitor: &mut Option<SystemMonitor>) -> std::io::Result<()> {
     match monitor {
         Some(m) => m.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn softphone_input(edge: Option<&mut Edge>) -> Option<ListenerInput> {
+    match edge {
+        Some(e) => e.listener.recv().await,
         None => std::future::pending().await,
     }
 }

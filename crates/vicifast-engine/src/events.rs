@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use std::time::SystemTime;
+use vicifast_core::edge::SoftphoneStatus;
 use vicifast_core::{
     BindingInfo, ExpiryAdjustment, ExtensionInUse, IncomingCall, Status, TraceEntry,
 };
@@ -40,6 +41,15 @@ pub struct RemovedContacts {
     pub removed: Vec<String>,
 }
 
+/// A call from the PBX answered at once because the softphone cannot take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedCall {
+    #[serde(flatten)]
+    pub call: IncomingCall,
+    /// Why, in words for the agent.
+    pub reason: String,
+}
+
 /// Everything a running registration reports. Serialised (as the CLI's `--json` lines), each
 /// event is one object whose `event` field names the variant in snake case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,4 +65,8 @@ pub enum EngineEvent {
     ExtensionInUse(Stamped<ExtensionInUse>),
     /// The registrar granted a lifetime the engine refreshes by another (when it changes).
     ExpiryAdjusted(Stamped<ExpiryAdjustment>),
+    /// The softphone behind the edge proxy changed state (answering, not answering, …).
+    Softphone(Stamped<SoftphoneStatus>),
+    /// A call was refused at once because the softphone cannot take it.
+    CallRefused(Stamped<RefusedCall>),
 }

@@ -21,6 +21,7 @@
 //! - drops are logged through the core's `DropLog`: a few lines, then one summary per minute.
 
 mod driver;
+mod edge;
 mod events;
 mod flow;
 mod framing;
@@ -32,17 +33,24 @@ mod resolve;
 mod route;
 mod tls;
 
-pub use events::{BindingList, EngineEvent, RemovedContacts, Stamped};
+pub use edge::SoftphoneError;
+pub use events::{BindingList, EngineEvent, RefusedCall, RemovedContacts, Stamped};
 pub use vicifast_core::drop_log::{escape, escape_uncut};
+pub use vicifast_core::edge::{
+    EdgeConfig, EdgeConfigError, FixedContact, SoftphoneProblem, SoftphoneProblemCode,
+    SoftphoneState, SoftphoneStatus, DEFAULT_LISTEN,
+};
 pub use vicifast_core::{
     validate, AccountConfig, AddressError, BindingInfo, Cause, Direction, ExpiryAdjustment,
     ExtensionInUse, InUseDetection, IncomingCall, OtherDevice, Password, Problem, ProblemCode,
     RegistrationState, ServerAddress, Status, TraceEntry, Transport, ValidationError,
 };
 
-use driver::{os_seed, Command, Driver};
+use driver::{os_seed, Command, Driver, Edge};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
+use vicifast_core::edge::EdgeProxy;
 use vicifast_core::{Purpose, Registration as Core};
 
 /// How the driver reaches the network.
@@ -78,6 +86,36 @@ impl Registration {
         let core = Core::new(config, password, Purpose::Maintain, os_seed());
         let task = tokio::spawn(Driver::new(core, options, events_tx).run(commands_rx));
         (Registration { commands, task }, events_rx)
+    }
+
+    /// Like [`Registration::start`], with the account's softphone taking its calls through an
+    /// edge proxy listening on `softphone.listen` (loopback only). Returns the address bound
+    /// (the port chosen when it was 0). Fails, before anything is sent, when the listener cannot
+    /// be bound or the settings are not usable.
+    pub fn start_with_softphone(
+        config: AccountConfig,
+        password: Password,
+        options: DriverOptions,
+        softphone: EdgeConfig,
+    ) -> Result<
+        (
+            Registration,
+            mpsc::UnboundedReceiver<EngineEvent>,
+            SocketAddr,
+        ),
+        SoftphoneError,
+    > {
+        let mut softphone = softphone;
+        let listener = edge::SoftphoneListener::bind(&softphone)?;
+        let listen = listener.local_addr();
+        softphone.listen = listen;
+        let proxy = EdgeProxy::new(&config, password.clone(), softphone, os_seed())?;
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let core = Core::new(config, password, Purpose::Maintain, os_seed());
+        let driver = Driver::new(core, options, events_tx).with_edge(Edge { proxy, listener });
+        let task = tokio::spawn(driver.run(commands_rx));
+        Ok((Registration { commands, task }, events_rx, listen))
     }
 
     /// New credentials; if the registration had given up, it tries again at once.

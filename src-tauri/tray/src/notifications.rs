@@ -1,7 +1,9 @@
 //! Desktop notifications: when the registration is lost, and when it is back.
 
 use crate::state::View;
-use vicifast_engine::{Cause, ExtensionInUse, RegistrationState, Status};
+use vicifast_engine::{
+    Cause, ExtensionInUse, RegistrationState, SoftphoneState, SoftphoneStatus, Status,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -57,6 +59,22 @@ pub fn on_change(
     }
 }
 
+/// Whether a change of the softphone behind the edge proxy deserves a notification: it stopped
+/// answering (calls are refused meanwhile), or its settings need changing. The engine reports
+/// changes only, so each is told once.
+pub fn on_softphone(status: &SoftphoneStatus) -> Option<Notice> {
+    if let Some(problem) = &status.problem {
+        return Some(Notice {
+            title: "Softphone settings".to_owned(),
+            body: format!("{} {}", problem.message, problem.action),
+        });
+    }
+    (status.state == SoftphoneState::NotAnswering).then(|| Notice {
+        title: "Softphone not answering".to_owned(),
+        body: "Calls are refused until your softphone runs again: start it.".to_owned(),
+    })
+}
+
 /// Another device took the extension of `who`: one notice per episode (the engine reports each
 /// episode once), with the choice the window and the tray menu offer.
 pub fn on_extension_in_use(who: &str, info: &ExtensionInUse) -> Notice {
@@ -99,6 +117,29 @@ mod tests {
 
     fn status(state: RegistrationState, cause: Cause) -> Status {
         Status::without_flow("default", state, cause, Transport::Udp)
+    }
+
+    #[test]
+    fn a_softphone_that_stops_answering_or_needs_new_settings_is_told() {
+        let mut softphone = SoftphoneStatus {
+            account: "default".into(),
+            state: SoftphoneState::Answering,
+            user_agent: Some("baresip v1.0.0".into()),
+            contact: Some("sip:101@127.0.0.1:5062".into()),
+            transport: Some(Transport::Udp),
+            expires_in: Some(600),
+            problem: None,
+        };
+        assert_eq!(on_softphone(&softphone), None);
+        softphone.state = SoftphoneState::NotAnswering;
+        let notice = on_softphone(&softphone).unwrap();
+        assert!(notice.body.contains("refused"), "{notice:?}");
+        softphone.problem = Some(vicifast_engine::SoftphoneProblem::new(
+            vicifast_engine::SoftphoneProblemCode::WrongPassword,
+            "digest response mismatch",
+        ));
+        let notice = on_softphone(&softphone).unwrap();
+        assert!(notice.body.contains("password"), "{notice:?}");
     }
 
     #[test]

@@ -37,6 +37,37 @@ enum RunningWith {
     Other(AccountSettings),
 }
 
+/// Starts an account's engine, with the edge proxy for its softphone when its settings have a
+/// `[softphone]` table. A listener that cannot be bound (its port taken) leaves the account
+/// registering without one, and the log says why.
+fn start_engine(
+    account: &AccountSettings,
+    config: vicifast_engine::AccountConfig,
+    password: Password,
+    options: DriverOptions,
+) -> (
+    Registration,
+    tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
+) {
+    if let Ok(Some(edge)) = account.softphone_config() {
+        match Registration::start_with_softphone(
+            config.clone(),
+            password.clone(),
+            options.clone(),
+            edge,
+        ) {
+            Ok((registration, events, listen)) => {
+                tracing::info!(account = %account.name, %listen, "softphone edge proxy listening");
+                return (registration, events);
+            }
+            Err(err) => {
+                tracing::warn!(account = %account.name, %err, "softphone edge proxy not started")
+            }
+        }
+    }
+    Registration::start(config, password, options)
+}
+
 /// The OS keychain (or a stand-in in tests).
 pub struct Secrets(pub Arc<dyn Keychain>);
 
@@ -108,7 +139,7 @@ impl Engine {
         let options = DriverOptions {
             ca_file: account.ca_file.clone(),
         };
-        let (registration, mut events) = Registration::start(config, password, options);
+        let (registration, mut events) = start_engine(&account, config, password, options);
         let handle = Arc::clone(app);
         let forwarder = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
@@ -264,7 +295,7 @@ impl Engine {
             let options = DriverOptions {
                 ca_file: account.ca_file.clone(),
             };
-            let (registration, mut events) = Registration::start(config, password, options);
+            let (registration, mut events) = start_engine(&account, config, password, options);
             let handle = Arc::clone(app);
             let forwarded = name.clone();
             let forwarder = tokio::spawn(async move {
@@ -406,6 +437,22 @@ pub fn forward(app: &App, event: EngineEvent) {
         EngineEvent::Trace(trace) => {
             app.view().push_trace(trace.clone());
             app.emit("trace", &trace);
+        }
+        EngineEvent::Softphone(status) => {
+            let entry = timeline::from_softphone(&status);
+            app.view().push_timeline(entry.clone());
+            app.emit("softphone", &status);
+            announce(
+                app,
+                Some(entry),
+                false,
+                notifications::on_softphone(&status.inner),
+            );
+        }
+        EngineEvent::CallRefused(refused) => {
+            let entry = timeline::from_refused_call(&refused);
+            app.view().push_timeline(entry.clone());
+            announce(app, Some(entry), false, None);
         }
         _ => {}
     }

@@ -58,6 +58,7 @@ pub fn to_ui(settings: &Settings) -> Option<UiSettings> {
 /// what the form does not show, like a CA file), other accounts are kept as they are.
 pub fn apply(current: &Settings, form: &UiSettings) -> Settings {
     let ca_file = account(current).and_then(|a| a.ca_file.clone());
+    let softphone = account(current).and_then(|a| a.softphone.clone());
     let account = AccountSettings {
         name: ACCOUNT.to_owned(),
         server: form.server.trim().to_owned(),
@@ -69,6 +70,7 @@ pub fn apply(current: &Settings, form: &UiSettings) -> Settings {
         outbound_proxy: non_empty(&form.outbound_proxy),
         expires: form.expires,
         ca_file,
+        softphone,
     };
     let mut accounts: Vec<AccountSettings> = current
         .accounts

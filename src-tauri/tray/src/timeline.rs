@@ -1,7 +1,10 @@
 //! The "Recent events" timeline: status changes and incoming calls in plain words.
 
 use serde::Serialize;
-use vicifast_engine::{Cause, ExtensionInUse, IncomingCall, RegistrationState, Stamped, Status};
+use vicifast_engine::{
+    Cause, ExtensionInUse, IncomingCall, RefusedCall, RegistrationState, SoftphoneState,
+    SoftphoneStatus, Stamped, Status,
+};
 
 /// One line of the timeline (`TimelineEntry` in the IPC contract).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,6 +111,42 @@ pub fn from_call(call: &Stamped<IncomingCall>) -> TimelineEntry {
         at: call.at.clone(),
         kind: "incoming_call".to_owned(),
         text: format!("Incoming call from {}.", call.inner.from),
+    }
+}
+
+/// The timeline entry for a change of the softphone behind the edge proxy.
+pub fn from_softphone(status: &Stamped<SoftphoneStatus>) -> TimelineEntry {
+    let s = &status.inner;
+    let name = s.user_agent.as_deref().unwrap_or("the softphone");
+    let first = match s.state {
+        SoftphoneState::Answering => format!("Softphone answering ({name}): calls go to it."),
+        SoftphoneState::NotAnswering => {
+            format!("Softphone not answering ({name}): calls are refused until it runs again.")
+        }
+        SoftphoneState::Checking => "Checking the softphone.".to_owned(),
+        _ => "No softphone is signed in to VICIfast.".to_owned(),
+    };
+    let problem = s
+        .problem
+        .as_ref()
+        .map(|p| format!("{} {}", p.message, p.action))
+        .unwrap_or_default();
+    TimelineEntry {
+        at: status.at.clone(),
+        kind: "softphone".to_owned(),
+        text: join(&first, &problem),
+    }
+}
+
+/// The timeline entry for a call refused because the softphone cannot take it.
+pub fn from_refused_call(refused: &Stamped<RefusedCall>) -> TimelineEntry {
+    TimelineEntry {
+        at: refused.at.clone(),
+        kind: "refused_call".to_owned(),
+        text: format!(
+            "Call from {} refused: {}.",
+            refused.inner.call.from, refused.inner.reason
+        ),
     }
 }
 

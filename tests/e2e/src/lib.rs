@@ -8,6 +8,7 @@ mod cli;
 pub mod fake_registrar;
 pub mod netns;
 mod registrar;
+pub mod softphone;
 mod tools;
 pub mod wine;
 

@@ -58,6 +58,9 @@ pub struct RegistrarOptions {
     pub ipv6: bool,
     /// Digest realm of the challenges.
     pub realm: String,
+    /// Also proxy calls between the registered users (Record-Route, 407 for its own users'
+    /// INVITEs, requests to a user over the flow its binding came in on).
+    pub calls: bool,
     /// Asterisk's habits to reproduce (see [`AsteriskHabits`]).
     pub asterisk: AsteriskHabits,
 }
@@ -69,6 +72,7 @@ impl Default for RegistrarOptions {
             min_expires: 5,
             ipv6: false,
             realm: "vicifast.test".to_owned(),
+            calls: false,
             asterisk: AsteriskHabits::default(),
         }
     }
@@ -531,6 +535,11 @@ impl Registrar {
             .arg(dir)
             // Small memory pools: several registrars run at once on a small machine.
             .args(["-m", "48", "-M", "8"])
+            .args(if self.options.calls {
+                &["-A", "WITH_CALLS"][..]
+            } else {
+                &[]
+            })
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

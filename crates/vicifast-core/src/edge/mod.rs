@@ -12,7 +12,8 @@
 //! # The rules
 //!
 //! **Who takes what from the PBX.** The driver hands every message arriving on the
-//! registration's flow to [`EdgeProxy::handle_pbx_receive`] first; what it answers
+//! registration's flow to [`EdgeProxy::handle_pbx_receive`] first (through [`receive_on_flow`],
+//! with [`follow_flow`] after every input to the registration); what it answers
 //! [`FromPbx::ForRegistration`] goes to the [`crate::Registration`] as before. The registration
 //! keeps: responses whose branch is not the edge proxy's, REGISTER, and the registrar's qualify
 //! OPTIONS, which VICIfast keeps answering itself so the PBX goes on seeing its binding alive. A
@@ -65,6 +66,7 @@
 mod challenge;
 mod config;
 mod conflict;
+mod demux;
 mod editable;
 mod health;
 mod registrar;
@@ -75,6 +77,7 @@ mod transaction;
 
 pub use config::{DigestAlgorithm, EdgeConfig, EdgeConfigError, FixedContact, DEFAULT_LISTEN};
 pub use conflict::DirectRegistration;
+pub use demux::{follow_flow, receive_on_flow};
 pub use health::{SoftphoneProblem, SoftphoneProblemCode, SoftphoneState, SoftphoneStatus};
 
 use crate::config::{AccountConfig, Password};
@@ -314,6 +317,42 @@ impl EdgeProxy {
     }
 
     // `handle_pbx_receive`, `handle_softphone_receive` and `handle_timeout` are in `relay`.
+
+    /// The bindings the registrar listed in its last answer to our REGISTER. A binding there
+    /// that is this computer's but not ours means the softphone (or another SIP program here)
+    /// also registers directly with the PBX: the agent is told so and what to change, and
+    /// VICIfast keeps its own binding as it is instead of fighting for it. The problem clears
+    /// once the registrar lists no such binding.
+    pub fn handle_bindings(&mut self, now: Instant, bindings: &[BindingInfo]) {
+        let direct = self.direct_registrations(bindings);
+        let flagged = self
+            .problem
+            .as_ref()
+            .is_some_and(|p| p.code == SoftphoneProblemCode::AlsoRegisteredDirectly);
+        if direct.is_empty() {
+            if flagged {
+                self.problem = None;
+                self.publish(now);
+            }
+            return;
+        }
+        if self.problem.is_some() && !flagged {
+            // A problem with the softphone's own sign-in comes first; this one is still listed
+            // by the registrar next time.
+            return;
+        }
+        let contacts: Vec<&str> = direct.iter().map(|d| d.contact.as_str()).collect();
+        let detail = format!(
+            "the phone server also lists {} for this extension",
+            contacts.join(", ")
+        );
+        tracing::warn!(account = %self.account, %detail, "the softphone also registers directly with the PBX");
+        self.problem = Some(SoftphoneProblem::new(
+            SoftphoneProblemCode::AlsoRegisteredDirectly,
+            detail,
+        ));
+        self.publish(now);
+    }
 
     /// Sending to the softphone failed at once (ICMP port unreachable, connection refused): it is
     /// not running.

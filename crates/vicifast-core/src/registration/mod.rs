@@ -48,6 +48,7 @@ mod response;
 use crate::binding::OurContact;
 use crate::config::{AccountConfig, Password};
 use crate::drop_log::{escape, escape_multiline, DropLog, DropReason};
+use crate::edge::PbxFlow;
 use crate::message::{self, SipMessage};
 use crate::status::{
     BindingInfo, Cause, Direction, ExpiryAdjustment, InUseDetection, Problem, RegistrationState,
@@ -259,6 +260,24 @@ impl Registration {
     /// Whether the registration has nothing left to do (stopped, or a one-shot purpose done).
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Finished)
+    }
+
+    /// The flow requests to the PBX go over now, as the edge proxy needs it: open (connected,
+    /// with a local address) whether or not the binding on it is granted yet, with our address
+    /// as the registrar reported it. `None` while no flow is open.
+    pub fn pbx_flow(&self) -> Option<PbxFlow> {
+        self.flow.as_ref().map(|f| PbxFlow {
+            flow: f.id,
+            transport: f.target.transport,
+            remote: f.target.addr,
+            local: f.local,
+            public: f.public,
+        })
+    }
+
+    /// The Contact we register (or are about to register) on the current flow.
+    pub fn contact(&self) -> Option<&str> {
+        self.contact.as_ref().map(|c| c.uri.as_str())
     }
 
     // ---- commands ----

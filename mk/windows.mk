@@ -37,6 +37,8 @@ WINDOWS_TEST_DIST := $(WINDOWS_OUT)/test-dist
 .PHONY: windows-test-programs
 windows-test-programs: windows-deps $(if $(wildcard mk/app.mk),app-deps)
 	$(call windows_programs,windows-test,$(WINDOWS_TEST_DIST))
+	@# The Wine harness also runs the debug CLI (VICIFAST_CLI_EXE) to prepare accounts.
+	$(CARGO) build --target $(WINDOWS_TARGET) -p vicifast-cli
 
 # $(1): cargo profile, $(2): where the programs go.
 define windows_programs

@@ -19,7 +19,7 @@ fn wine_or_skip(test: &str) -> Option<Wine> {
     match Wine::from_env() {
         Ok(wine) => Some(wine),
         Err(why) => {
-            eprintln!("SKIPPED {test}: {why}");
+            vicifast_e2e::wine::not_run(test, &why);
             None
         }
     }

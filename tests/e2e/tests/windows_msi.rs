@@ -45,7 +45,7 @@ fn setup_or_skip(test: &str) -> Option<(Wine, Packages)> {
     match found {
         Ok(found) => Some(found),
         Err(why) => {
-            eprintln!("SKIPPED {test}: {why}");
+            vicifast_e2e::wine::not_run(test, &why);
             None
         }
     }

@@ -36,7 +36,7 @@ fn window_without_webview2_explains_and_exits() {
     let (wine, exe) = match found {
         Ok(found) => found,
         Err(why) => {
-            eprintln!("SKIPPED window_without_webview2_explains_and_exits: {why}");
+            vicifast_e2e::wine::not_run("window_without_webview2_explains_and_exits", &why);
             return;
         }
     };

@@ -5,13 +5,15 @@
 //! Nothing here sleeps to synchronise: waits are on conditions, each under a deadline.
 
 mod cli;
+pub mod fleet;
 pub mod netns;
 mod registrar;
 mod tools;
 
 pub use cli::{Cli, CliError, Finished, PASSWORD_ENV};
 pub use registrar::{
-    Binding, HarnessError, RegisterAttempt, Registrar, RegistrarOptions, Transport,
+    derived_password, Binding, HarnessError, RegisterAttempt, Registrar, RegistrarOptions,
+    Transport,
 };
 
 use rand::distributions::{Alphanumeric, DistString};

@@ -58,6 +58,11 @@ pub struct RegistrarOptions {
     pub ipv6: bool,
     /// Digest realm of the challenges.
     pub realm: String,
+    /// When set, every user without a stored password has the password
+    /// [`derived_password`]`(key, user)`: thousands of users with nothing to install.
+    pub derived_password_key: Option<String>,
+    /// Kamailio's shared memory (MiB): bindings and transactions live there.
+    pub shared_memory_mib: u32,
 }
 
 impl Default for RegistrarOptions {
@@ -67,6 +72,8 @@ impl Default for RegistrarOptions {
             min_expires: 5,
             ipv6: false,
             realm: "vicifast.test".to_owned(),
+            derived_password_key: None,
+            shared_memory_mib: 48,
         }
     }
 }
@@ -408,6 +415,21 @@ impl Registrar {
         self.register_attempts(ext).len()
     }
 
+    /// One of Kamailio's counters, e.g. `usrloc:location_contacts` (bindings held now).
+    pub fn statistic(&self, name: &str) -> Result<u64, HarnessError> {
+        let reply = self.rpc(&["stats.get_statistics", name])?;
+        reply
+            .lines()
+            .find_map(|line| {
+                let (key, value) = line.trim().trim_matches('"').split_once(" = ")?;
+                (key.trim() == name).then(|| value.trim().parse().ok())?
+            })
+            .ok_or_else(|| HarnessError::BadReply {
+                method: "stats.get_statistics".to_owned(),
+                reply,
+            })
+    }
+
     /// The last lines of the Kamailio log, for failure messages.
     pub fn log_tail(&self) -> String {
         tail(&self.log_text(), 40)
@@ -502,7 +524,15 @@ impl Registrar {
             .arg("-w")
             .arg(dir)
             // Small memory pools: several registrars run at once on a small machine.
-            .args(["-m", "48", "-M", "8"])
+            .arg("-m")
+            .arg(self.options.shared_memory_mib.to_string())
+            .args(["-M", "8"])
+            .args(
+                self.options
+                    .derived_password_key
+                    .iter()
+                    .flat_map(|key| ["-A".to_owned(), format!("DERIVED_PASSWORD_KEY=\"{key}\"")]),
+            )
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -587,6 +617,16 @@ impl Drop for Registrar {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The password a registrar started with `derived_password_key: Some(key)` expects of `user`:
+/// the hex MD5 of `key:user`.
+pub fn derived_password(key: &str, user: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(format!("{key}:{user}"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn require(tool: &'static str) -> PathBuf {

@@ -417,7 +417,9 @@ impl Registrar {
 
     /// One of Kamailio's counters, e.g. `usrloc:location_contacts` (bindings held now).
     pub fn statistic(&self, name: &str) -> Result<u64, HarnessError> {
-        let reply = self.rpc(&["stats.get_statistics", name])?;
+        // Asked by group (`usrloc:`): kamcmd answers nothing for some full names.
+        let group = name.split_once(':').map_or(name, |(g, _)| g);
+        let reply = self.rpc(&["stats.get_statistics", &format!("{group}:")])?;
         reply
             .lines()
             .find_map(|line| {

@@ -175,7 +175,10 @@ fn bench_size(size: usize, settings: &Settings, root: bool) -> Result<Row, Strin
         cpu: process_cpu().saturating_sub(cpu),
     };
     let (rss_kib, fds) = process_footprint();
-    let kamailio_contacts = registrar.statistic("usrloc:location_contacts").ok();
+    let kamailio_contacts = registrar
+        .statistic("usrloc:location_contacts")
+        .map_err(|err| eprintln!("  cannot read Kamailio's binding count: {err}"))
+        .ok();
     eprintln!("  cold start done: {}/{size} registered", cold.spread.back);
     if cold.spread.back < size {
         return Err(format!(

@@ -403,7 +403,7 @@ pub fn process_footprint() -> (u64, usize) {
 }
 
 /// Raises this process's open-file limit to at least `wanted` (each registration holds a UDP
-/// socket and a netlink socket). Returns the limit in effect.
+/// socket). Returns the limit in effect.
 pub fn raise_open_files(wanted: u64) -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {

@@ -24,8 +24,8 @@ use vicifast_e2e::fleet::{
 use vicifast_e2e::netns::have_root;
 use vicifast_e2e::{derived_password, random_password, Registrar, RegistrarOptions};
 
-/// File descriptors per registration: its UDP socket and its network monitor (netlink).
-const FDS_PER_REGISTRATION: u64 = 2;
+/// File descriptors per registration: its UDP socket (the network monitor is one per process).
+const FDS_PER_REGISTRATION: u64 = 1;
 const FDS_SPARE: u64 = 256;
 /// How long a phase may take beyond what the pacing rule explains, before it is reported as
 /// not finished (the benchmark always ends by itself).

@@ -112,8 +112,14 @@ mod tests {
         let fds = || std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
         let first = system_monitor().expect("monitor");
         let before = fds();
-        let more: Vec<_> = (0..50).map(|_| system_monitor().expect("monitor")).collect();
-        assert_eq!(fds(), before, "each subscription opened a socket of its own");
+        let more: Vec<_> = (0..50)
+            .map(|_| system_monitor().expect("monitor"))
+            .collect();
+        assert_eq!(
+            fds(),
+            before,
+            "each subscription opened a socket of its own"
+        );
         drop((first, more));
     }
 }

@@ -133,7 +133,7 @@ pub fn register_users(
 fn final_counts(csv: &str) -> Option<(u64, u64)> {
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next()?.split(';').collect();
-    let last: Vec<&str> = lines.last()?.split(';').collect();
+    let last: Vec<&str> = lines.next_back()?.split(';').collect();
     let column = |name: &str| -> Option<u64> {
         let index = header.iter().position(|h| h.trim() == name)?;
         last.get(index)?.trim().parse().ok()

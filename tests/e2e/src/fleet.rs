@@ -30,8 +30,10 @@ const NOT_YET: u64 = u64::MAX;
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
     pub size: usize,
-    /// The registrar (UDP).
+    /// The registrar.
     pub registrar: SocketAddr,
+    /// UDP or TCP.
+    pub transport: Transport,
     /// Users are `<prefix><index>`, zero-padded.
     pub user_prefix: String,
     /// Each user's password is [`crate::derived_password`]`(key, user)`.
@@ -70,14 +72,14 @@ impl Fleet {
         let registrar = ServerAddress {
             host: options.registrar.ip().to_string(),
             port: Some(options.registrar.port()),
-            transport: Some(Transport::Udp),
+            transport: Some(options.transport),
         };
         let configs: Vec<(AccountConfig, Password)> = (0..options.size)
             .map(|index| {
                 let user = options.user(index);
                 let password = crate::derived_password(&options.password_key, &user);
                 let mut config = AccountConfig::new(user.clone(), registrar.clone(), user);
-                config.transport = Some(Transport::Udp);
+                config.transport = Some(options.transport);
                 config.expires = options.expires;
                 (config, Password::new(password))
             })
@@ -412,8 +414,9 @@ pub fn raise_open_files(wanted: u64) -> u64 {
     if soft >= wanted {
         return soft;
     }
-    // Raising the hard limit needs CAP_SYS_RESOURCE; without it, go as far as the hard limit.
-    if setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted.max(hard)).is_ok() {
+    // Raising the hard limit needs CAP_SYS_RESOURCE; without it, go as far as the hard limit
+    // (which also leaves room to the registrar started after this, which inherits it).
+    if wanted > hard && setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_ok() {
         return wanted;
     }
     if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {

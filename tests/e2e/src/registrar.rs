@@ -63,6 +63,8 @@ pub struct RegistrarOptions {
     pub derived_password_key: Option<String>,
     /// Kamailio's shared memory (MiB): bindings and transactions live there.
     pub shared_memory_mib: u32,
+    /// TCP/TLS connections Kamailio accepts at once; `None` keeps its default (2048).
+    pub max_tcp_connections: Option<u32>,
 }
 
 impl Default for RegistrarOptions {
@@ -74,6 +76,7 @@ impl Default for RegistrarOptions {
             realm: "vicifast.test".to_owned(),
             derived_password_key: None,
             shared_memory_mib: 48,
+            max_tcp_connections: None,
         }
     }
 }
@@ -534,6 +537,12 @@ impl Registrar {
                     .derived_password_key
                     .iter()
                     .flat_map(|key| ["-A".to_owned(), format!("DERIVED_PASSWORD_KEY=\"{key}\"")]),
+            )
+            .args(
+                self.options
+                    .max_tcp_connections
+                    .iter()
+                    .flat_map(|max| ["-A".to_owned(), format!("MAX_TCP_CONNECTIONS={max}")]),
             )
             .stdin(Stdio::null())
             .stdout(log)

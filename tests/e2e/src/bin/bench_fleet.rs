@@ -12,7 +12,7 @@
 //! registration of both is compared.
 //!
 //! Usage: bench_fleet [--sizes "100 1000 10000"] [--drop-secs 60] [--expires 60] [--rate 1000]
-//!                    [--no-sipp]
+//!                    [--transport udp|tcp] [--no-sipp]
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use vicifast_e2e::fleet::{
 };
 use vicifast_e2e::netns::have_root;
 use vicifast_e2e::{derived_password, random_password, Registrar, RegistrarOptions};
+use vicifast_engine::Transport;
 
 /// File descriptors per registration: its UDP socket (the network monitor is one per process).
 const FDS_PER_REGISTRATION: u64 = 1;
@@ -39,6 +40,7 @@ struct Settings {
     expires: Duration,
     rate: u32,
     sipp: bool,
+    transport: Transport,
 }
 
 fn main() -> ExitCode {
@@ -48,7 +50,7 @@ fn main() -> ExitCode {
             eprintln!("bench_fleet: {message}");
             eprintln!(
                 "usage: bench_fleet [--sizes \"100 1000 10000\"] [--drop-secs 60] [--expires 60] \
-                 [--rate 1000] [--no-sipp]"
+                 [--rate 1000] [--transport udp|tcp] [--no-sipp]"
             );
             return ExitCode::from(2);
         }
@@ -79,6 +81,7 @@ fn parse_args() -> Result<Settings, String> {
         expires: Duration::from_secs(60),
         rate: 1_000,
         sipp: true,
+        transport: Transport::Udp,
     };
     let mut args = std::env::args().skip(1);
     let number = |flag: &str, value: Option<String>| -> Result<u64, String> {
@@ -113,6 +116,13 @@ fn parse_args() -> Result<Settings, String> {
                     .ok_or("--rate must be a positive number of registrations per second")?;
             }
             "--no-sipp" => settings.sipp = false,
+            "--transport" => {
+                settings.transport = match args.next().as_deref() {
+                    Some("udp") => Transport::Udp,
+                    Some("tcp") => Transport::Tcp,
+                    _ => return Err("--transport takes udp or tcp".to_owned()),
+                }
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -152,12 +162,15 @@ fn bench_size(size: usize, settings: &Settings, root: bool) -> Result<Row, Strin
         derived_password_key: Some(key.clone()),
         // Bindings and transactions of 10,000 users need more than the test default.
         shared_memory_mib: 48 + u32::try_from(size / 100).unwrap_or(u32::MAX),
+        max_tcp_connections: (settings.transport == Transport::Tcp)
+            .then(|| u32::try_from(size + 256).unwrap_or(u32::MAX)),
         ..RegistrarOptions::default()
     })
     .map_err(|e| e.to_string())?;
     let options = FleetOptions {
         size,
         registrar: ([127, 0, 0, 1], registrar.udp_port()).into(),
+        transport: settings.transport,
         user_prefix: "f".to_owned(),
         password_key: key.clone(),
         expires: settings.expires,
@@ -189,7 +202,8 @@ fn bench_size(size: usize, settings: &Settings, root: bool) -> Result<Row, Strin
     }
 
     // (b) Registrar restart: bindings are in memory, so every one is lost. Over UDP nothing
-    // tells a client; each finds out at its next refresh.
+    // tells a client; each finds out at its next refresh. Over TCP every connection closes at
+    // once: the correlated failure that the quick retries' jitter must spread out.
     let cpu = process_cpu();
     let phase = fleet.recorder().begin_phase();
     registrar.restart().map_err(|e| e.to_string())?;
@@ -237,6 +251,7 @@ fn bench_size(size: usize, settings: &Settings, root: bool) -> Result<Row, Strin
             .collect();
         register_users(
             ([127, 0, 0, 1], registrar.udp_port()).into(),
+            settings.transport,
             &users,
             settings.expires,
             settings.rate,
@@ -285,8 +300,9 @@ fn micros_per(cpu: Duration, count: u64) -> f64 {
 fn print_row(row: &Row, settings: &Settings) {
     println!();
     println!(
-        "Fleet of {} registrations (UDP, digest auth, expires {} s, logins at {}/s) against Kamailio on loopback",
+        "Fleet of {} registrations ({}, digest auth, expires {} s, logins at {}/s) against Kamailio on loopback",
         row.size,
+        settings.transport.to_string().to_uppercase(),
         settings.expires.as_secs(),
         settings.rate
     );
@@ -364,7 +380,8 @@ fn print_row(row: &Row, settings: &Settings) {
 fn print_summary(rows: &[Row], settings: &Settings) {
     println!();
     println!(
-        "Fleet summary (UDP, expires {} s, logins at {}/s, path dropped {} s); times from the registrar's (or the path's) return",
+        "Fleet summary ({}, expires {} s, logins at {}/s, path dropped {} s); times from the registrar's (or the path's) return",
+        settings.transport.to_string().to_uppercase(),
         settings.expires.as_secs(),
         settings.rate,
         settings.drop_for.as_secs()

@@ -60,13 +60,15 @@ pub struct SippRun {
     pub cpu: Duration,
 }
 
-/// Registers each `(user, password)` once through SIPp at `rate` per second, asking for
+/// Registers each `(user, password)` once through SIPp over `transport` (UDP or TCP) at `rate`
+/// per second, asking for
 /// `expires`; SIPp is killed if it outlives `deadline`.
 ///
 /// SIPp's CPU time is read from this process's reaped-children usage around the wait, so no other
 /// child may be reaped meanwhile (the fleet benchmark runs nothing else then).
 pub fn register_users(
     registrar: SocketAddr,
+    transport: vicifast_engine::Transport,
     users: &[(String, String)],
     expires: Duration,
     rate: u32,
@@ -94,6 +96,15 @@ pub fn register_users(
         .arg("-inf")
         .arg(&injection)
         .args(["-i", &registrar.ip().to_string()])
+        // One socket (or one connection) for every call.
+        .args([
+            "-t",
+            if transport == vicifast_engine::Transport::Udp {
+                "u1"
+            } else {
+                "t1"
+            },
+        ])
         .args(["-m", &users.len().to_string()])
         .args(["-r", &rate.max(1).to_string()])
         .args(["-buff_size", "4194304"])

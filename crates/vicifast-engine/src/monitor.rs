@@ -18,12 +18,17 @@ pub(crate) trait NetworkMonitor: Send {
     fn changed(&mut self) -> impl std::future::Future<Output = io::Result<()>> + Send;
 }
 
-/// The monitor for this platform.
-pub(crate) type SystemMonitor = platform::Monitor;
+/// What each registration holds: a subscription to the process's one platform monitor.
+pub(crate) type SystemMonitor = shared::Subscription;
 
+/// Subscribes to the process's network monitor, starting it on first use. Every registration in
+/// a process (the app's accounts, a benchmark's thousands) shares one OS watch: one socket and
+/// one wake-up per change instead of one each.
 pub(crate) fn system_monitor() -> io::Result<SystemMonitor> {
-    platform::Monitor::new()
+    shared::subscribe(platform::Monitor::new)
 }
+
+mod shared;
 
 #[cfg(target_os = "linux")]
 mod platform {
@@ -100,5 +105,21 @@ mod tests {
     async fn opens_on_linux() {
         // Only root can change links here; opening and subscribing needs no privilege.
         assert!(system_monitor().is_ok());
+    }
+
+    #[tokio::test]
+    async fn registrations_share_one_os_watch() {
+        let fds = || std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+        let first = system_monitor().expect("monitor");
+        let before = fds();
+        let more: Vec<_> = (0..50)
+            .map(|_| system_monitor().expect("monitor"))
+            .collect();
+        assert_eq!(
+            fds(),
+            before,
+            "each subscription opened a socket of its own"
+        );
+        drop((first, more));
     }
 }

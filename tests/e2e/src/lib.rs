@@ -6,6 +6,7 @@
 
 mod cli;
 pub mod fake_registrar;
+pub mod fleet;
 pub mod netns;
 mod registrar;
 pub mod softphone;
@@ -14,7 +15,8 @@ pub mod wine;
 
 pub use cli::{Cli, CliError, Finished, PASSWORD_ENV};
 pub use registrar::{
-    AsteriskHabits, Binding, HarnessError, RegisterAttempt, Registrar, RegistrarOptions, Transport,
+    derived_password, AsteriskHabits, Binding, HarnessError, RegisterAttempt, Registrar,
+    RegistrarOptions, Transport,
 };
 
 use rand::distributions::{Alphanumeric, DistString};

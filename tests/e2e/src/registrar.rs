@@ -63,6 +63,13 @@ pub struct RegistrarOptions {
     pub calls: bool,
     /// Asterisk's habits to reproduce (see [`AsteriskHabits`]).
     pub asterisk: AsteriskHabits,
+    /// When set, every user without a stored password has the password
+    /// [`derived_password`]`(key, user)`: thousands of users with nothing to install.
+    pub derived_password_key: Option<String>,
+    /// Kamailio's shared memory (MiB): bindings and transactions live there.
+    pub shared_memory_mib: u32,
+    /// TCP/TLS connections Kamailio accepts at once; `None` keeps its default (2048).
+    pub max_tcp_connections: Option<u32>,
 }
 
 impl Default for RegistrarOptions {
@@ -74,6 +81,9 @@ impl Default for RegistrarOptions {
             realm: "vicifast.test".to_owned(),
             calls: false,
             asterisk: AsteriskHabits::default(),
+            derived_password_key: None,
+            shared_memory_mib: 48,
+            max_tcp_connections: None,
         }
     }
 }
@@ -439,6 +449,23 @@ impl Registrar {
         self.register_attempts(ext).len()
     }
 
+    /// One of Kamailio's counters, e.g. `usrloc:location_contacts` (bindings held now).
+    pub fn statistic(&self, name: &str) -> Result<u64, HarnessError> {
+        // Asked by group (`usrloc:`): kamcmd answers nothing for some full names.
+        let group = name.split_once(':').map_or(name, |(g, _)| g);
+        let reply = self.rpc(&["stats.get_statistics", &format!("{group}:")])?;
+        reply
+            .lines()
+            .find_map(|line| {
+                let (key, value) = line.trim().trim_matches('"').split_once(" = ")?;
+                (key.trim() == name).then(|| value.trim().parse().ok())?
+            })
+            .ok_or_else(|| HarnessError::BadReply {
+                method: "stats.get_statistics".to_owned(),
+                reply,
+            })
+    }
+
     /// The last lines of the Kamailio log, for failure messages.
     pub fn log_tail(&self) -> String {
         tail(&self.log_text(), 40)
@@ -534,7 +561,21 @@ impl Registrar {
             .arg("-w")
             .arg(dir)
             // Small memory pools: several registrars run at once on a small machine.
-            .args(["-m", "48", "-M", "8"])
+            .arg("-m")
+            .arg(self.options.shared_memory_mib.to_string())
+            .args(["-M", "8"])
+            .args(
+                self.options
+                    .derived_password_key
+                    .iter()
+                    .flat_map(|key| ["-A".to_owned(), format!("DERIVED_PASSWORD_KEY=\"{key}\"")]),
+            )
+            .args(
+                self.options
+                    .max_tcp_connections
+                    .iter()
+                    .flat_map(|max| ["-A".to_owned(), format!("MAX_TCP_CONNECTIONS={max}")]),
+            )
             .args(if self.options.calls {
                 &["-A", "WITH_CALLS"][..]
             } else {
@@ -624,6 +665,16 @@ impl Drop for Registrar {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The password a registrar started with `derived_password_key: Some(key)` expects of `user`:
+/// the hex MD5 of `key:user`.
+pub fn derived_password(key: &str, user: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(format!("{key}:{user}"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn require(tool: &'static str) -> PathBuf {

@@ -203,6 +203,10 @@ pub struct Registrar {
     child: Option<Child>,
     /// Users and passwords, re-installed after [`Registrar::restart`] (the htable is in memory).
     users: Mutex<Vec<(String, String)>>,
+    /// The network namespace Kamailio runs in (`None`: this process's own).
+    netns: Option<String>,
+    /// The address it listens on (loopback unless placed in a namespace).
+    listen_host: String,
 }
 
 impl Registrar {
@@ -212,6 +216,25 @@ impl Registrar {
     /// When kamailio, kamcmd or openssl is not installed: that is a machine setup problem, and the
     /// message says how to fix it.
     pub fn start(options: RegistrarOptions) -> Result<Registrar, HarnessError> {
+        Self::start_placed(options, None, "127.0.0.1")
+    }
+
+    /// Starts a registrar inside the network namespace `netns` (made by the test), listening on
+    /// `host`, an address of that namespace. Its control socket is a file, so it is managed from
+    /// here as usual. IPv6 and TLS certificates stay loopback-only.
+    pub fn start_in_netns(
+        options: RegistrarOptions,
+        netns: &str,
+        host: &str,
+    ) -> Result<Registrar, HarnessError> {
+        Self::start_placed(options, Some(netns.to_owned()), host)
+    }
+
+    fn start_placed(
+        options: RegistrarOptions,
+        netns: Option<String>,
+        listen_host: &str,
+    ) -> Result<Registrar, HarnessError> {
         let kamailio = require("kamailio");
         let kamcmd = require("kamcmd");
         let dir = tempfile::Builder::new()
@@ -229,6 +252,8 @@ impl Registrar {
             tls_port: 0,
             child: None,
             users: Mutex::new(Vec::new()),
+            netns,
+            listen_host: listen_host.to_owned(),
         };
         let mut attempts = 0;
         loop {
@@ -251,6 +276,11 @@ impl Registrar {
 
     pub fn options(&self) -> &RegistrarOptions {
         &self.options
+    }
+
+    /// The address it listens on.
+    pub fn host(&self) -> &str {
+        &self.listen_host
     }
 
     /// UDP and TCP share one port number.
@@ -516,8 +546,8 @@ impl Registrar {
 
     fn write_config(&self) -> Result<(), HarnessError> {
         let mut listen = String::new();
-        let mut hosts = vec!["127.0.0.1"];
-        if self.options.ipv6 {
+        let mut hosts = vec![self.listen_host.as_str()];
+        if self.options.ipv6 && self.netns.is_none() {
             hosts.push("[::1]");
         }
         for host in hosts {
@@ -549,7 +579,16 @@ impl Registrar {
             .open(self.log_path())
             .map_err(io("opening kamailio.log"))?;
         let log2 = log.try_clone().map_err(io("opening kamailio.log"))?;
-        let child = Command::new(&self.kamailio)
+        let mut command = match &self.netns {
+            // `ip netns exec` execs Kamailio: the child's pid is Kamailio's.
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(&self.kamailio);
+                command
+            }
+            None => Command::new(&self.kamailio),
+        };
+        let child = command
             .arg("-f")
             .arg(dir.join("kamailio.cfg"))
             // Foreground, log to stderr (our log file), runtime files in the temp dir.

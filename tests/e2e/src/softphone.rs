@@ -96,8 +96,8 @@ pub struct Heard {
     pub frequency: f64,
 }
 
-/// Reads a 16-bit PCM WAV (mono or the first channel) and measures it.
-pub fn analyse_wav(path: &Path) -> Result<Heard, String> {
+/// The sample rate and samples (first channel) of a 16-bit PCM WAV.
+fn read_pcm(path: &Path) -> Result<(u32, Vec<f64>), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return Err(format!("{} is not a WAV file", path.display()));
@@ -133,6 +133,12 @@ pub fn analyse_wav(path: &Path) -> Result<Heard, String> {
         .chunks_exact(2 * channels as usize)
         .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])))
         .collect();
+    Ok((rate, samples))
+}
+
+/// Reads a 16-bit PCM WAV (mono or the first channel) and measures it.
+pub fn analyse_wav(path: &Path) -> Result<Heard, String> {
+    let (rate, samples) = read_pcm(path)?;
     let seconds = samples.len() as f64 / f64::from(rate);
     if samples.is_empty() {
         return Ok(Heard {
@@ -164,6 +170,53 @@ pub fn analyse_wav(path: &Path) -> Result<Heard, String> {
     })
 }
 
+/// The longest stretch of a recording without the tone, in 20 ms windows quieter than a tenth
+/// of the tone's level, between the first and the last loud window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Silence {
+    /// Length of the longest quiet stretch, in seconds.
+    pub seconds: f64,
+    /// Where it starts, in seconds from the start of the recording.
+    pub at: f64,
+}
+
+/// The longest quiet stretch inside a recording (see [`Silence`]); zero when it has none.
+pub fn longest_silence(path: &Path) -> Result<Silence, String> {
+    const TONE_RMS: f64 = 8500.0;
+    let (rate, samples) = read_pcm(path)?;
+    let window = (rate / 50).max(1) as usize;
+    let loud: Vec<bool> = samples
+        .chunks(window)
+        .map(|w| (w.iter().map(|s| s * s).sum::<f64>() / w.len() as f64).sqrt() > TONE_RMS / 10.0)
+        .collect();
+    let (Some(first), Some(last)) = (
+        loud.iter().position(|l| *l),
+        loud.iter().rposition(|l| *l),
+    ) else {
+        return Ok(Silence {
+            seconds: samples.len() as f64 / f64::from(rate),
+            at: 0.0,
+        });
+    };
+    let (mut longest, mut longest_at, mut run) = (0usize, 0usize, 0usize);
+    for (i, is_loud) in loud.iter().enumerate().take(last + 1).skip(first) {
+        if *is_loud {
+            run = 0;
+            continue;
+        }
+        run += 1;
+        if run > longest {
+            longest = run;
+            longest_at = i + 1 - run;
+        }
+    }
+    let window_seconds = window as f64 / f64::from(rate);
+    Ok(Silence {
+        seconds: longest as f64 * window_seconds,
+        at: longest_at as f64 * window_seconds,
+    })
+}
+
 /// How one baresip is set up.
 #[derive(Debug, Clone)]
 pub struct SoftphoneOptions {
@@ -183,6 +236,32 @@ pub struct SoftphoneOptions {
     pub tcp: bool,
 }
 
+/// Where a baresip runs: a network namespace the test made (or this process's own) and the
+/// address it uses for SIP and announces for media.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub netns: Option<String>,
+    pub address: std::net::IpAddr,
+}
+
+impl Placement {
+    /// This network namespace, on loopback.
+    pub fn loopback() -> Placement {
+        Placement {
+            netns: None,
+            address: std::net::Ipv4Addr::LOCALHOST.into(),
+        }
+    }
+
+    /// Inside `netns`, at `address`.
+    pub fn netns(netns: &str, address: std::net::IpAddr) -> Placement {
+        Placement {
+            netns: Some(netns.to_owned()),
+            address,
+        }
+    }
+}
+
 /// A running baresip. Dropping it stops it (SIGINT, as baresip ignores SIGTERM).
 pub struct Softphone {
     child: Option<Child>,
@@ -190,6 +269,7 @@ pub struct Softphone {
     port: u16,
     ctrl_port: u16,
     output: Arc<Output>,
+    placement: Placement,
 }
 
 #[derive(Default)]
@@ -205,9 +285,30 @@ impl Softphone {
     /// as `/dial sip:…`) once it is up; returns once it says it is ready. A port taken between
     /// choosing and binding it (other tests run at the same time) means another try.
     pub fn start(options: &SoftphoneOptions, commands: &[String]) -> Result<Softphone, String> {
+        Self::start_placed(options, &Placement::loopback(), commands)
+    }
+
+    /// Like [`Softphone::start`], run where `placement` says (e.g. in a test's namespace).
+    pub fn start_placed(
+        options: &SoftphoneOptions,
+        placement: &Placement,
+        commands: &[String],
+    ) -> Result<Softphone, String> {
+        Self::start_with_accounts(options, placement, &[], commands)
+    }
+
+    /// Like [`Softphone::start_placed`], with more account lines after the one `options`
+    /// describes (baresip's `accounts` syntax, e.g. the same extension registered directly with
+    /// the PBX). They go in the private accounts file, never on a command line.
+    pub fn start_with_accounts(
+        options: &SoftphoneOptions,
+        placement: &Placement,
+        extra_accounts: &[String],
+        commands: &[String],
+    ) -> Result<Softphone, String> {
         let mut last = String::new();
         for _ in 0..5 {
-            let phone = Self::start_once(options, commands)?;
+            let phone = Self::start_once(options, placement, extra_accounts, commands)?;
             match phone.wait_for_output("baresip is ready", Duration::from_secs(20)) {
                 Ok(()) => return Ok(phone),
                 Err(err) if phone.output_tail().contains("Address already in use") => last = err,
@@ -217,7 +318,12 @@ impl Softphone {
         Err(last)
     }
 
-    fn start_once(options: &SoftphoneOptions, commands: &[String]) -> Result<Softphone, String> {
+    fn start_once(
+        options: &SoftphoneOptions,
+        placement: &Placement,
+        extra_accounts: &[String],
+        commands: &[String],
+    ) -> Result<Softphone, String> {
         let dir = tempfile::Builder::new()
             .prefix("vicifast-softphone-")
             .tempdir()
@@ -226,10 +332,12 @@ impl Softphone {
         let ctrl_port = free_tcp_port();
         let tone = dir.path().join("tone.wav");
         write_tone(&tone, options.tone, 60).map_err(|e| format!("writing the tone: {e}"))?;
+        let address = placement.address;
+        let sip_listen = std::net::SocketAddr::new(address, port);
         let config = format!(
             "poll_method\tepoll\n\
-             sip_listen\t127.0.0.1:{port}\n\
-             net_interface\t127.0.0.1\n\
+             sip_listen\t{sip_listen}\n\
+             net_interface\t{address}\n\
              module_path\t{MODULE_DIR}\n\
              module\tg711.so\n\
              module\taufile.so\n\
@@ -264,15 +372,28 @@ impl Softphone {
         if options.auto_answer {
             account.push_str(";answermode=auto");
         }
+        account.push('\n');
+        for extra in extra_accounts {
+            account.push_str(extra);
+            account.push('\n');
+        }
         let accounts = dir.path().join("accounts");
-        std::fs::write(&accounts, account + "\n")
+        std::fs::write(&accounts, account)
             .map_err(|e| format!("writing baresip accounts: {e}"))?;
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&accounts, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| format!("chmod accounts: {e}"))?;
         }
-        let mut cmd = Command::new("baresip");
+        let mut cmd = match &placement.netns {
+            // `ip netns exec` execs baresip: the child's pid is baresip's (for SIGINT).
+            Some(netns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns, "baresip"]);
+                cmd
+            }
+            None => Command::new("baresip"),
+        };
         cmd.arg("-f").arg(dir.path()).arg("-v");
         for command in commands {
             cmd.arg("-e").arg(command);
@@ -317,6 +438,7 @@ impl Softphone {
             port,
             ctrl_port,
             output,
+            placement: placement.clone(),
         })
     }
 
@@ -326,7 +448,7 @@ impl Softphone {
         use std::io::Write;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut stream = loop {
-            match std::net::TcpStream::connect(("127.0.0.1", self.ctrl_port)) {
+            match connect_in(self.placement.netns.as_deref(), self.ctrl_port) {
                 Ok(stream) => break stream,
                 Err(err) if Instant::now() >= deadline => {
                     return Err(format!("baresip's control socket: {err}"))
@@ -358,9 +480,9 @@ impl Softphone {
         Ok(String::from_utf8_lossy(&answer).into_owned())
     }
 
-    /// Its SIP address on loopback.
+    /// Its SIP address (`ip:port`).
     pub fn sip_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        std::net::SocketAddr::new(self.placement.address, self.port).to_string()
     }
 
     pub fn dir(&self) -> &Path {
@@ -470,6 +592,27 @@ impl Softphone {
             let _ = child.wait();
         }
     }
+}
+
+/// Connects to `127.0.0.1:port` in network namespace `netns` (or in this one). A socket belongs
+/// to the namespace it was made in, so a short-lived thread enters the namespace (which moves
+/// only that thread) and makes it there.
+fn connect_in(netns: Option<&str>, port: u16) -> std::io::Result<std::net::TcpStream> {
+    let Some(netns) = netns else {
+        return std::net::TcpStream::connect(("127.0.0.1", port));
+    };
+    let path = Path::new("/run/netns").join(netns);
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let namespace = std::fs::File::open(&path)?;
+                nix::sched::setns(namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)?;
+                std::net::TcpStream::connect(("127.0.0.1", port))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the connecting thread panicked")))
+    })
 }
 
 impl Drop for Softphone {

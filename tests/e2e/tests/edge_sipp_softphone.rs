@@ -81,9 +81,11 @@ impl SippSoftphone {
         SippSoftphone { child, dir, port }
     }
 
-    /// Every SIP message SIPp sent and received so far.
+    /// Every SIP message SIPp sent and received so far, with `\n` line ends.
     fn messages(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("messages.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("messages.log"))
+            .unwrap_or_default()
+            .replace("\r\n", "\n")
     }
 
     /// Waits until SIPp's message log satisfies `pred`.
@@ -123,11 +125,20 @@ fn count_starting(log: &str, start: &str) -> usize {
     log.lines().filter(|l| l.trim_start().starts_with(start)).count()
 }
 
-/// A response for `method` (its CSeq) with `status` that SIPp sent.
+/// Whether SIPp sent a response `status` (e.g. `200 OK`) to a `method` request. Its log is one
+/// block per message, each after a line of dashes and a "message sent"/"received" line.
 fn sent_response(log: &str, status: &str, method: &str) -> bool {
-    log.split("message sent")
-        .skip(1)
-        .any(|m| m.contains(&format!("SIP/2.0 {status}")) && m.contains(&format!(" {method}\n")))
+    log.split("-----------------------------------------------")
+        .filter(|block| block.contains("message sent"))
+        .any(|block| {
+            let mut lines = block.lines().map(str::trim).filter(|l| !l.is_empty());
+            let start = lines.find(|l| l.starts_with("SIP/2.0 "));
+            start.is_some_and(|s| s == format!("SIP/2.0 {status}"))
+                && block.lines().any(|l| {
+                    let l = l.trim();
+                    l.starts_with("CSeq:") && l.ends_with(&format!(" {method}"))
+                })
+        })
 }
 
 #[test]

@@ -189,10 +189,8 @@ pub fn longest_silence(path: &Path) -> Result<Silence, String> {
         .chunks(window)
         .map(|w| (w.iter().map(|s| s * s).sum::<f64>() / w.len() as f64).sqrt() > TONE_RMS / 10.0)
         .collect();
-    let (Some(first), Some(last)) = (
-        loud.iter().position(|l| *l),
-        loud.iter().rposition(|l| *l),
-    ) else {
+    let (Some(first), Some(last)) = (loud.iter().position(|l| *l), loud.iter().rposition(|l| *l))
+    else {
         return Ok(Silence {
             seconds: samples.len() as f64 / f64::from(rate),
             at: 0.0,
@@ -378,8 +376,7 @@ impl Softphone {
             account.push('\n');
         }
         let accounts = dir.path().join("accounts");
-        std::fs::write(&accounts, account)
-            .map_err(|e| format!("writing baresip accounts: {e}"))?;
+        std::fs::write(&accounts, account).map_err(|e| format!("writing baresip accounts: {e}"))?;
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&accounts, std::fs::Permissions::from_mode(0o600))

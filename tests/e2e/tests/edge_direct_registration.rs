@@ -27,12 +27,7 @@ fn a_softphone_that_also_registers_directly_is_reported_and_not_fought() {
             &registrar,
             Transport::Udp,
             &ext,
-            &[
-                "--softphone-listen",
-                "127.0.0.1:0",
-                "--expires",
-                "20",
-            ],
+            &["--softphone-listen", "127.0.0.1:0", "--expires", "20"],
         ),
         &password,
     )
@@ -92,7 +87,9 @@ fn a_softphone_that_also_registers_directly_is_reported_and_not_fought() {
         .unwrap_or_else(|e| panic!("{e}\n--- baresip ---\n{}", phone.output_tail()));
     eprintln!(
         "reported: {} {} ({})",
-        reported["problem"]["message"], reported["problem"]["action"], reported["problem"]["detail"]
+        reported["problem"]["message"],
+        reported["problem"]["action"],
+        reported["problem"]["detail"]
     );
     let detail = reported["problem"]["detail"].as_str().unwrap_or_default();
     assert!(

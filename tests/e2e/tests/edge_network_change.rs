@@ -262,7 +262,10 @@ fn new_recording(phone: &Softphone, before: Option<PathBuf>, who: &str) -> PathB
 #[track_caller]
 fn assert_tone(file: &Path, expected: f64, who: &str) {
     let heard = analyse_wav(file).unwrap();
-    assert!(heard.rms > 1000.0, "the {who} heard near silence: {heard:?}");
+    assert!(
+        heard.rms > 1000.0,
+        "the {who} heard near silence: {heard:?}"
+    );
     assert!(
         (heard.frequency - expected).abs() < expected * 0.05,
         "the {who} heard {heard:?}, expected {expected} Hz"
@@ -331,7 +334,10 @@ fn longest_stall(grew: &[Instant], from: Instant, to: Instant) -> (Duration, Opt
         .map(|w| w[1].duration_since(w[0]))
         .max()
         .unwrap_or_default();
-    let back = grew.iter().find(|t| **t > from).map(|t| t.duration_since(from));
+    let back = grew
+        .iter()
+        .find(|t| **t > from)
+        .map(|t| t.duration_since(from));
     (longest, back)
 }
 
@@ -351,7 +357,7 @@ impl AddressCounters {
         };
         let table = &counters.table;
         counters.nft(&format!(
-                    "add table inet {table}; \
+            "add table inet {table}; \
                      add chain inet {table} watch {{ type filter hook forward priority -20; }}; \
                      add rule inet {table} watch ip daddr {ip} udp dport {sip_port} counter; \
                      add rule inet {table} watch ip daddr {ip} udp dport != {sip_port} counter"
@@ -399,7 +405,11 @@ fn after_a_route_switch_the_next_call_reaches_the_softphone() {
     }
     let mut site = Site::start("edgnxt");
     let old = site.topo.client_addr(Link::Wifi).unwrap().to_string();
-    assert!(site.first_contact.contains(&format!("@{old}:")), "{}", site.first_contact);
+    assert!(
+        site.first_contact.contains(&format!("@{old}:")),
+        "{}",
+        site.first_contact
+    );
     site.wait_sole_binding_at(&old);
 
     site.topo.switch_default_route(Link::Wired, true).unwrap();
@@ -426,7 +436,11 @@ fn a_call_across_a_route_switch_is_measured_and_the_next_call_works() {
     }
     let mut site = Site::start("edgmid");
     let old = site.topo.client_addr(Link::Wifi).unwrap().to_string();
-    assert!(site.first_contact.contains(&format!("@{old}:")), "{}", site.first_contact);
+    assert!(
+        site.first_contact.contains(&format!("@{old}:")),
+        "{}",
+        site.first_contact
+    );
     let old_contact = site.wait_sole_binding_at(&old);
     let counters =
         AddressCounters::install(&site.topo, "old", &old, contact_port(&old_contact, &old));
@@ -474,7 +488,10 @@ fn a_call_across_a_route_switch_is_measured_and_the_next_call_works() {
     }
     let heard_again = Instant::now();
     let (_, rtp_to_new) = new_counters.read();
-    assert!(rtp_to_new > 0, "the caller's audio did not go to the new address");
+    assert!(
+        rtp_to_new > 0,
+        "the caller's audio did not go to the new address"
+    );
     let (_, rtp_after_reinvite) = counters.read();
 
     // The caller hangs up: its BYE follows the dialog's route set, fixed when the call began.

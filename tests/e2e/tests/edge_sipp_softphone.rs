@@ -68,7 +68,13 @@ impl SippSoftphone {
             .args(["-p", &port.to_string(), "-mp", &media_port.to_string()])
             .args(["-t", "u1", "-m", "1", "-rtp_echo"])
             // Bounded whatever happens: the test ends it long before.
-            .args(["-timeout", "300s", "-nostdin", "-trace_msg", "-message_file"])
+            .args([
+                "-timeout",
+                "300s",
+                "-nostdin",
+                "-trace_msg",
+                "-message_file",
+            ])
             .arg(dir.path().join("messages.log"))
             .current_dir(dir.path())
             .stdin(Stdio::null())
@@ -122,7 +128,9 @@ fn tail(text: &str, lines: usize) -> String {
 
 /// Message blocks in SIPp's log whose first line starts with `start`.
 fn count_starting(log: &str, start: &str) -> usize {
-    log.lines().filter(|l| l.trim_start().starts_with(start)).count()
+    log.lines()
+        .filter(|l| l.trim_start().starts_with(start))
+        .count()
 }
 
 /// Whether SIPp sent a response `status` (e.g. `200 OK`) to a `method` request. Its log is one

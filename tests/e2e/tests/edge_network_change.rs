@@ -9,7 +9,8 @@
 //!
 //! Kamailio is the registrar and proxies calls (Record-Route); the caller is another extension
 //! registered with it directly. The default route moves from Wi-Fi to wired and the Wi-Fi address
-//! goes away, as when the agent plugs in a cable and Wi-Fi is switched off.
+//! goes away, as when the agent plugs in a cable and Wi-Fi is switched off (or, in one test,
+//! stays: only the route moved).
 //!
 //! - After the switch the registration moves (Kamailio holds VICIfast's binding on the wired
 //!   address only) and the next call reaches the softphone: answered, each side hears the
@@ -430,11 +431,29 @@ fn after_a_route_switch_the_next_call_reaches_the_softphone() {
 
 #[test]
 fn a_call_across_a_route_switch_is_measured_and_the_next_call_works() {
-    let test = "a_call_across_a_route_switch_is_measured_and_the_next_call_works";
+    call_across_a_route_switch(
+        "a_call_across_a_route_switch_is_measured_and_the_next_call_works",
+        "edgmid",
+        true,
+    );
+}
+
+#[test]
+fn a_call_across_a_route_switch_keeping_the_old_address_is_measured() {
+    call_across_a_route_switch(
+        "a_call_across_a_route_switch_keeping_the_old_address_is_measured",
+        "edgkeep",
+        false,
+    );
+}
+
+/// A call in progress while the default route moves to wired; with `remove_old_address` the
+/// Wi-Fi address goes too (Wi-Fi switched off), otherwise it stays (only the route moved).
+fn call_across_a_route_switch(test: &str, tag: &str, remove_old_address: bool) {
     if skip(test) {
         return;
     }
-    let mut site = Site::start("edgmid");
+    let mut site = Site::start(tag);
     let old = site.topo.client_addr(Link::Wifi).unwrap().to_string();
     assert!(
         site.first_contact.contains(&format!("@{old}:")),
@@ -453,7 +472,9 @@ fn a_call_across_a_route_switch_is_measured_and_the_next_call_works() {
 
     let (sip_before, rtp_before) = counters.read();
     let switched = Instant::now();
-    site.topo.switch_default_route(Link::Wired, true).unwrap();
+    site.topo
+        .switch_default_route(Link::Wired, remove_old_address)
+        .unwrap();
     let new = site.topo.client_addr(Link::Wired).unwrap().to_string();
     site.wait_registered_at(&new);
     let new_contact = site.wait_sole_binding_at(&new);
@@ -515,7 +536,14 @@ fn a_call_across_a_route_switch_is_measured_and_the_next_call_works() {
     let phone_silence = longest_silence(&phone_file).unwrap();
     let caller_silence = longest_silence(&caller_file).unwrap();
 
-    eprintln!("--- a call across a route switch (Wi-Fi to wired, the Wi-Fi address removed) ---");
+    eprintln!(
+        "--- a call across a route switch (Wi-Fi to wired, the Wi-Fi address {}) ---",
+        if remove_old_address {
+            "removed"
+        } else {
+            "kept"
+        }
+    );
     eprintln!("registration moved: new binding {moved:?} after the switch");
     eprintln!(
         "call still up {:?} after the switch (nobody hung up): {survived}",

@@ -332,6 +332,8 @@ pub enum Cause {
     TakeOver,
     /// No other device has held the extension for a while: the episode is over.
     ExtensionFree,
+    /// A binding check found other bindings listed for the extension than before (ours kept).
+    BindingsChanged,
 }
 
 /// One binding the registrar holds for the extension, as listed in its 200 OK.

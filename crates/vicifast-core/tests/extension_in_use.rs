@@ -289,6 +289,49 @@ fn a_registrar_keeping_several_contacts_lists_other_devices_without_alarm() {
     assert!(sim.last_status().problem.is_none());
 }
 
+/// A device that appears beside ours (on a registrar keeping several contacts) is published
+/// with the next binding check, not only with the next refresh: the edge proxy reads the
+/// listing to tell a softphone that also registers directly. An unchanged listing is not
+/// published again.
+#[test]
+fn a_check_that_lists_a_new_device_publishes_the_bindings_once() {
+    let mut sim = Sim::new(checked_config(), "pw", FakeRegistrar::new("pw"));
+    sim.register();
+    sim.run_for(Duration::from_secs(10));
+    let appeared_at = sim.elapsed();
+    let first_refresh = registrations(&sim)[0] + Duration::from_secs(260);
+    sim.registrar().other_contacts = vec![OTHER.into()];
+    let lists_other = |s: &Status| s.bindings.iter().any(|b| b.contact.contains("198.18.5.5"));
+    let found = sim.run_until(
+        appeared_at + CHECK.mul_f64(1.25) + Duration::from_secs(1),
+        |s| s.statuses().iter().any(|(_, st)| lists_other(st)),
+    );
+    assert!(
+        found,
+        "the listing was not published: {:#?}",
+        sim.last_status()
+    );
+    let (at, status) = sim
+        .statuses()
+        .into_iter()
+        .find(|(_, st)| lists_other(st))
+        .unwrap();
+    assert!(
+        at < first_refresh,
+        "published only with the refresh, at {at:?}"
+    );
+    assert_eq!(status.cause, Cause::BindingsChanged);
+    assert_eq!(status.state, RegistrationState::Registered);
+    assert!(status.problem.is_none());
+    sim.run_for(Duration::from_secs(3600));
+    let changes = sim
+        .statuses()
+        .iter()
+        .filter(|(_, st)| st.cause == Cause::BindingsChanged)
+        .count();
+    assert_eq!(changes, 1, "an unchanged listing was published again");
+}
+
 fn options(branch: &str) -> String {
     format!(
         "OPTIONS sip:101@198.18.1.2:40001 SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.1:5060;branch={branch}\r\nFrom: <sip:qualify@example.test>;tag=q1\r\nTo: <sip:101@example.test>\r\nCall-ID: q-{branch}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"

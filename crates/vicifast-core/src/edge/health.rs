@@ -110,7 +110,7 @@ impl SoftphoneProblem {
             ),
             SoftphoneProblemCode::AlsoRegisteredDirectly => (
                 "Your softphone also registers directly with the phone server, so it and VICIfast take calls away from each other.",
-                "In the softphone's account settings, set the outbound proxy to VICIfast's address (for example 127.0.0.1:5070) so it registers through VICIfast only.",
+                "In the softphone, keep one account for this extension, with VICIfast's address (for example 127.0.0.1:5070) as its outbound proxy: remove any second account that signs in to the phone server directly.",
             ),
         };
         Self {

@@ -193,8 +193,16 @@ impl Registration {
         }
     }
 
-    /// The answer to a binding check.
-    pub(super) fn on_checked(&mut self, now: Instant, listed: &[(NameAddr, BindingInfo)]) {
+    /// The answer to a binding check. A listing that names other devices than the last one is
+    /// published even when nothing else changed: the edge proxy learns from it that the
+    /// softphone also registers directly, within a check interval instead of at the next
+    /// refresh.
+    pub(super) fn on_checked(
+        &mut self,
+        now: Instant,
+        listed: &[(NameAddr, BindingInfo)],
+        listing_changed: bool,
+    ) {
         let known = self.checks.listed_as_ours.clone();
         let is_ours = |contact: &NameAddr, b: &BindingInfo| {
             (b.ours && !b.stale) || known.as_deref() == Some(contact.uri.as_str())
@@ -242,6 +250,9 @@ impl Registration {
             return;
         }
         self.after_check(now);
+        if listing_changed {
+            self.publish(now, Cause::BindingsChanged);
+        }
     }
 
     /// The registrar would not answer a binding check with a listing: `code`, `detail`.

@@ -151,7 +151,11 @@ impl Registration {
         self.stale_contacts.retain(|c| !removed.contains(c));
         let adds_ours = kind == RequestKind::Register;
         let listed = listed_bindings(&resp.headers, self.contact.as_ref(), adds_ours);
-        self.listed = listed.iter().map(|(_, b)| b.clone()).collect();
+        let before = std::mem::replace(
+            &mut self.listed,
+            listed.iter().map(|(_, b)| b.clone()).collect(),
+        );
+        let listing_changed = !same_devices(&before, &self.listed);
         match kind {
             RequestKind::Register => {
                 let header_expires = resp
@@ -209,7 +213,7 @@ impl Registration {
                 self.finish(now, RegistrationState::Unregistered, Cause::Unregistered);
             }
             RequestKind::Probe => self.on_probed(now, &listed),
-            RequestKind::Check => self.on_checked(now, &listed),
+            RequestKind::Check => self.on_checked(now, &listed, listing_changed),
         }
     }
 
@@ -408,4 +412,18 @@ impl Registration {
             )),
         );
     }
+}
+
+/// Whether two listings of the extension's bindings name the same devices (their remaining
+/// lifetimes aside).
+fn same_devices(a: &[BindingInfo], b: &[BindingInfo]) -> bool {
+    fn devices(listing: &[BindingInfo]) -> Vec<(&str, bool, bool)> {
+        let mut devices: Vec<_> = listing
+            .iter()
+            .map(|b| (b.contact.as_str(), b.ours, b.stale))
+            .collect();
+        devices.sort_unstable();
+        devices
+    }
+    devices(a) == devices(b)
 }

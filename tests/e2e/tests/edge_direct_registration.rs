@@ -2,8 +2,9 @@
 //! same extension, directly with the PBX (Kamailio): the set-up that makes Asterisk swap the
 //! binding between the two at each refresh. VICIfast must name it — the softphone's problem
 //! `also_registered_directly`, with the direct contact — and keep its own binding as it is
-//! instead of fighting for it. It shows in the registrar's answer to VICIfast's next refresh,
-//! which lists every binding of the extension.
+//! instead of fighting for it. It shows in the registrar's answer to VICIfast's next binding check
+//! (a REGISTER without Contact), which lists every binding of the extension: within the check
+//! interval, long before the next refresh.
 #![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
 use std::time::{Duration, Instant};
@@ -20,14 +21,20 @@ fn a_softphone_that_also_registers_directly_is_reported_and_not_fought() {
     let registrar = Registrar::start(RegistrarOptions::default()).unwrap();
     let ext = vicifast_e2e::random_extension();
     let password = registrar.add_user(&ext).unwrap();
-    // The registrar's answer to VICIfast's REGISTER lists every binding of the extension: that
-    // is where the conflict shows. A short lifetime makes the refreshes come within seconds.
+    // The registrar's answer to a binding check lists every binding of the extension: that is
+    // where the conflict shows. The default lifetime keeps the next refresh minutes away, so
+    // only the check (every 2 s here) can find it in time.
     let mut cli = Cli::spawn(
         &register_args(
             &registrar,
             Transport::Udp,
             &ext,
-            &["--softphone-listen", "127.0.0.1:0", "--expires", "20"],
+            &[
+                "--softphone-listen",
+                "127.0.0.1:0",
+                "--binding-check-interval",
+                "2",
+            ],
         ),
         &password,
     )

@@ -573,6 +573,15 @@ pub fn forward_other(app: &App, name: &str, event: EngineEvent) {
             };
             softphone_changed(app, name, Some(&format!("Extension {extension}")), status);
         }
+        EngineEvent::CallRefused(refused) => {
+            let Some(extension) = app.view().others.get(name).map(|o| o.extension.clone()) else {
+                return;
+            };
+            let mut entry = timeline::from_refused_call(&refused);
+            entry.text = format!("Extension {extension}: {}", entry.text);
+            app.view().push_timeline(entry.clone());
+            announce(app, Some(entry), false, None);
+        }
         other => forward(app, other),
     }
 }

@@ -712,6 +712,18 @@ export class App {
         );
       })();
     });
+    byId('softphone-list').addEventListener('click', (ev) => {
+      const button = (ev.target as HTMLElement).closest<HTMLElement>('button[data-copy]');
+      const text = button?.dataset['copy'];
+      if (!text) return;
+      void (async () => {
+        const ok = await copyText(text);
+        setText(
+          byId('action-message'),
+          ok ? `Copied ${text}: enter it as the softphone's outbound proxy.` : 'Could not copy.',
+        );
+      })();
+    });
     byId('trace-clear').addEventListener('click', () => {
       void this.command('clear_trace', 'Cleared.', 'Could not clear');
     });
@@ -745,7 +757,28 @@ function softphoneCard(look: SoftphoneLook, many: boolean): HTMLLIElement {
         'dl',
         { class: 'softphone-rows' },
         ...look.rows.map((r) =>
-          h('div', { class: 'row', 'data-row': r.key }, h('dt', {}, r.label), h('dd', {}, r.value)),
+          h(
+            'div',
+            { class: 'row', 'data-row': r.key },
+            h('dt', {}, r.label),
+            h(
+              'dd',
+              {},
+              h('span', { class: 'row-value' }, r.value),
+              r.copy
+                ? h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'btn btn-small',
+                      'data-copy': r.copy,
+                      'aria-label': `Copy ${r.copy}`,
+                    },
+                    'Copy',
+                  )
+                : null,
+            ),
+          ),
         ),
       ),
       p

@@ -18,9 +18,14 @@ export interface SoftphoneLook {
   /** The state, or "not_listening" / "waiting" when VICIfast has no report. */
   state: string;
   problem: SoftphoneProblem | null;
-  rows: DetailRow[];
+  rows: SoftphoneRow[];
   /** Spoken by the live region when it changes. */
   announcement: string;
+}
+
+/** A line of the softphone's card; `copy` is text the agent may copy into the softphone. */
+export interface SoftphoneRow extends DetailRow {
+  copy?: string;
 }
 
 /** Longest part of another program's User-Agent the window repeats. */
@@ -174,10 +179,15 @@ function stateLook(
 }
 
 /** Where the softphone must point and how it is reached: what the agent needs to fix it. */
-export function softphoneRows(s: Softphone): DetailRow[] {
-  const rows: DetailRow[] = [];
+export function softphoneRows(s: Softphone): SoftphoneRow[] {
+  const rows: SoftphoneRow[] = [];
   if (s.listen) {
-    rows.push({ key: 'listen', label: 'Outbound proxy', value: `${s.listen} (UDP or TCP)` });
+    rows.push({
+      key: 'listen',
+      label: 'Outbound proxy',
+      value: `${s.listen} (UDP or TCP)`,
+      copy: s.listen,
+    });
   }
   rows.push({
     key: 'sign-in',

@@ -39,14 +39,20 @@ const WRONG_PASSWORD = {
 
 test('answering → not running → answering, each said at once and in the live region', async ({
   page,
+  context,
   vf,
 }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], {
+    origin: 'http://127.0.0.1:4319',
+  });
   await vf.open({ state: uiState({ softphones: [softphone()] }) });
   const card = page.locator('#softphones .softphone[data-account="default"]');
   await expect(card).toHaveAttribute('data-state', 'answering');
   await expect(card.locator('.softphone-headline')).toHaveText('Softphone: MicroSIP, answering');
   await expect(card).toContainText('Calls to extension 101 ring in MicroSIP.');
-  await expect(card.locator('[data-row="listen"] dd')).toHaveText('127.0.0.1:5070 (UDP or TCP)');
+  await expect(card.locator('[data-row="listen"] .row-value')).toHaveText(
+    '127.0.0.1:5070 (UDP or TCP)',
+  );
   await expect(card).toHaveClass(/tone-ok/);
   await vf.shot('softphone-answering');
 
@@ -72,6 +78,13 @@ test('answering → not running → answering, each said at once and in the live
   await expect(page.locator('#state-summary')).toHaveText(
     'Calls can reach this extension on this computer.',
   );
+
+  // The address to type into the softphone can be copied.
+  await card.getByRole('button', { name: 'Copy 127.0.0.1:5070' }).click();
+  await expect(page.locator('#action-message')).toHaveText(
+    "Copied 127.0.0.1:5070: enter it as the softphone's outbound proxy.",
+  );
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe('127.0.0.1:5070');
 });
 
 test('a window opened while the softphone is down shows it from get_state', async ({
@@ -157,7 +170,7 @@ test('several accounts: each softphone names its extension, the app’s own firs
   await expect(cards.nth(1).locator('.softphone-headline')).toHaveText(
     'Softphone: Bria, not running',
   );
-  await expect(cards.nth(1).locator('[data-row="listen"] dd')).toHaveText(
+  await expect(cards.nth(1).locator('[data-row="listen"] .row-value')).toHaveText(
     '127.0.0.1:5071 (UDP or TCP)',
   );
 });

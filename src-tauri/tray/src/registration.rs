@@ -614,8 +614,9 @@ fn softphone_changed(
         view.push_timeline(entry.clone());
         view.tray() != old_tray
     };
-    app.emit("softphones", &app.view().softphones());
+    // The tray first: whoever reacts to the event sees the tray that goes with it.
     announce(app, Some(entry), tray_changed, notice);
+    app.emit("softphones", &app.view().softphones());
 }
 
 /// What a status change means beyond the status itself: a timeline line, the tray, a notice.

@@ -12,7 +12,7 @@
 APP_PACKAGES := libwebkit2gtk-4.1-dev build-essential pkg-config file \
   librsvg2-dev libssl-dev \
   xvfb xauth x11-utils imagemagick webkit2gtk-driver dbus-x11 gnome-keyring libsecret-tools \
-  chromium fonts-dejavu-core python3-xlib
+  chromium fonts-dejavu-core python3-xlib baresip-core
 export VICIFAST_APP := $(TARGET_DIR)/debug/vicifast
 
 .PHONY: app-deps ui-build app-build app-test app-e2e run package bench-app icons

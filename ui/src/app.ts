@@ -7,14 +7,17 @@ import { stateIcon } from './icons';
 import { mergeTimeline, mergeTrace } from './lists';
 import { headerOf, lookOf, statusView, nextStateSince } from './model';
 import { redactSip } from './redact';
+import { orderSoftphones, softphoneLook, withSoftphone, type SoftphoneLook } from './softphone';
 import { traceBody, traceHeading, traceToText } from './trace';
 import {
   EVENT_ACCOUNTS,
+  EVENT_SOFTPHONES,
   EVENT_STATUS,
   EVENT_TIMELINE,
   EVENT_TRACE,
   type IpcError,
   type OtherAccount,
+  type Softphone,
   type StatusEvent,
   type TimelineEntry,
   type TraceEvent,
@@ -54,6 +57,8 @@ const TIMELINE_MARKS: Record<string, string> = {
   retrying: '↻',
   unregistered: '−',
   incoming_call: '☎',
+  softphone: '☏',
+  refused_call: '✕',
   extension_in_use: '⚠',
   offline: '⌀',
   credentials_changed: '⚿',
@@ -76,6 +81,8 @@ export class App {
   private since: { state: string; since: number } | null = null;
   private lastAnnounced = '';
   private problemKey = '';
+  /** What was last said about each account's softphone, to announce changes only. */
+  private softphoneSaid = new Map<string, string>();
   private timer: number | undefined;
   private unlisten: (() => void)[] = [];
 
@@ -92,11 +99,13 @@ export class App {
       timeline: TimelineEntry[];
       trace: TraceEvent[];
       accounts: OtherAccount[] | null;
+      softphones: Softphone[] | null;
     } = {
       status: [],
       timeline: [],
       trace: [],
       accounts: null,
+      softphones: null,
     };
     let loaded = false;
     try {
@@ -114,6 +123,10 @@ export class App {
           if (loaded) this.onOtherAccounts(list);
           else early.accounts = list;
         }),
+        await this.backend.listen<Softphone[]>(EVENT_SOFTPHONES, (list) => {
+          if (loaded) this.onSoftphones(list);
+          else early.softphones = list;
+        }),
       );
       const state = await this.backend.invoke<UiState>('get_state');
       this.load(state);
@@ -129,6 +142,7 @@ export class App {
     if (early.timeline.length) this.onTimeline(early.timeline);
     if (early.trace.length) this.onTrace(early.trace);
     if (early.accounts) this.onOtherAccounts(early.accounts);
+    if (early.softphones) this.onSoftphones(early.softphones, false);
     this.timer = window.setInterval(() => this.tick(), 1000);
   }
 
@@ -147,6 +161,9 @@ export class App {
     };
     this.since = state.status ? nextStateSince(null, state.status, this.now()) : null;
     this.lastAnnounced = state.status ? this.announceKey(state.status) : '';
+    this.softphoneSaid = new Map(
+      (state.softphones ?? []).map((s) => [s.account, softphoneLook(s).announcement]),
+    );
     byId('loading').hidden = true;
     this.renderAll();
     if (!state.settings) this.openSettings(null);
@@ -205,6 +222,29 @@ export class App {
     this.renderOtherAccounts();
   }
 
+  /** The look of the softphone of the account the state card shows, if it has one. */
+  private ownSoftphone(): SoftphoneLook | null {
+    const account = this.ui?.status?.account ?? 'default';
+    const own = (this.ui?.softphones ?? []).find((s) => s.account === account);
+    return own ? softphoneLook(own) : null;
+  }
+
+  private onSoftphones(list: Softphone[], announce = true): void {
+    if (!this.ui) return;
+    this.ui.softphones = list;
+    this.renderSoftphones();
+    this.renderStatus();
+    const said = new Map<string, string>();
+    for (const s of orderSoftphones(list, this.ui.status?.account)) {
+      const look = softphoneLook(s);
+      const words =
+        list.length > 1 ? `Extension ${s.extension}: ${look.announcement}` : look.announcement;
+      if (announce && this.softphoneSaid.get(s.account) !== look.announcement) this.announce(words);
+      said.set(s.account, look.announcement);
+    }
+    this.softphoneSaid = said;
+  }
+
   private onTrace(entries: TraceEvent[]): void {
     if (!this.ui) return;
     this.ui.trace = mergeTrace(this.ui.trace, entries);
@@ -224,6 +264,7 @@ export class App {
     this.renderTrace();
     this.renderChurn();
     this.renderOtherAccounts();
+    this.renderSoftphones();
   }
 
   private renderHeader(): void {
@@ -257,6 +298,7 @@ export class App {
       return;
     }
     const view = statusView(status, this.since?.since ?? this.now(), this.now(), ui.interface);
+    view.look = withSoftphone(view.look, this.ownSoftphone());
     card.className = `state-card tone-${view.look.tone}`;
     if (card.dataset['state'] !== status.state || card.dataset['icon'] !== view.look.icon) {
       card.dataset['state'] = status.state;
@@ -381,6 +423,16 @@ export class App {
           ),
         );
       }),
+    );
+  }
+
+  /** Each account's softphone: whether calls ring in it, what to change, where it must point. */
+  private renderSoftphones(): void {
+    const list = orderSoftphones(this.ui?.softphones ?? [], this.ui?.status?.account);
+    byId('softphones').hidden = list.length === 0;
+    const many = list.length > 1;
+    byId('softphone-list').replaceChildren(
+      ...list.map((s) => softphoneCard(softphoneLook(s), many)),
     );
   }
 
@@ -660,8 +712,84 @@ export class App {
         );
       })();
     });
+    byId('softphone-list').addEventListener('click', (ev) => {
+      const button = (ev.target as HTMLElement).closest<HTMLElement>('button[data-copy]');
+      const text = button?.dataset['copy'];
+      if (!text) return;
+      void (async () => {
+        const ok = await copyText(text);
+        setText(
+          byId('action-message'),
+          ok ? `Copied ${text}: enter it as the softphone's outbound proxy.` : 'Could not copy.',
+        );
+      })();
+    });
     byId('trace-clear').addEventListener('click', () => {
       void this.command('clear_trace', 'Cleared.', 'Could not clear');
     });
   }
+}
+
+/** One softphone's card; `many` names the extension when there are several. */
+function softphoneCard(look: SoftphoneLook, many: boolean): HTMLLIElement {
+  const p = look.problem;
+  return h(
+    'li',
+    {
+      class: `softphone tone-${look.tone}`,
+      'data-account': look.account,
+      'data-state': look.state,
+      'data-problem': p?.code,
+    },
+    h(
+      'span',
+      { class: 'softphone-icon', 'aria-hidden': 'true' },
+      stateIcon(look.icon, 'softphone-svg'),
+    ),
+    h(
+      'div',
+      { class: 'softphone-text' },
+      many ? h('p', { class: 'softphone-extension' }, `Extension ${look.extension}`) : null,
+      h('h2', { class: 'softphone-headline' }, look.headline),
+      h('p', { class: 'softphone-summary' }, look.summary),
+      look.action ? h('p', { class: 'softphone-action' }, look.action) : null,
+      h(
+        'dl',
+        { class: 'softphone-rows' },
+        ...look.rows.map((r) =>
+          h(
+            'div',
+            { class: 'row', 'data-row': r.key },
+            h('dt', {}, r.label),
+            h(
+              'dd',
+              {},
+              h('span', { class: 'row-value' }, r.value),
+              r.copy
+                ? h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'btn btn-small',
+                      'data-copy': r.copy,
+                      'aria-label': `Copy ${r.copy}`,
+                    },
+                    'Copy',
+                  )
+                : null,
+            ),
+          ),
+        ),
+      ),
+      p
+        ? h(
+            'details',
+            { class: 'tech-details' },
+            h('summary', {}, 'Technical details'),
+            h('p', { class: 'tech-code' }, 'Code: ', h('code', {}, p.code)),
+            h('pre', {}, redactSip(p.detail || '(none)')),
+          )
+        : null,
+    ),
+  );
 }

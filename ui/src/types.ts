@@ -139,6 +139,59 @@ export interface OtherAccount {
   problem: string | null;
 }
 
+/** Softphone states (`SoftphoneState` in the engine). */
+export const SOFTPHONE_STATES = [
+  'not_registered',
+  'checking',
+  'answering',
+  'not_answering',
+] as const;
+export type KnownSoftphoneState = (typeof SOFTPHONE_STATES)[number];
+
+/** What the agent must change in the softphone (`SoftphoneProblemCode` in the engine). */
+export const SOFTPHONE_PROBLEM_CODES = [
+  'wrong_password',
+  'wrong_extension',
+  'too_many_attempts',
+  'also_registered_directly',
+] as const;
+export type KnownSoftphoneProblemCode = (typeof SOFTPHONE_PROBLEM_CODES)[number];
+
+export interface SoftphoneProblem {
+  /** One of SOFTPHONE_PROBLEM_CODES; kept as string for forward compatibility. */
+  code: string;
+  message: string;
+  action: string;
+  detail: string;
+}
+
+/** The edge proxy's report on the softphone, stamped. */
+export interface SoftphoneStatus {
+  at: string;
+  account: string;
+  /** One of SOFTPHONE_STATES; kept as string for forward compatibility. */
+  state: string;
+  /** Its User-Agent as it last introduced itself: another program's text. */
+  user_agent: string | null;
+  contact: string | null;
+  transport: string | null;
+  /** Seconds until its registration with VICIfast lapses. */
+  expires_in: number | null;
+  problem: SoftphoneProblem | null;
+}
+
+/** The softphone of one account that has one (`SoftphoneView` in the tray process). */
+export interface Softphone {
+  account: string;
+  extension: string;
+  /** The softphone's outbound proxy: where VICIfast listens (UDP and TCP); null when not. */
+  listen: string | null;
+  /** Why VICIfast is not listening for the softphone. */
+  listen_problem: string | null;
+  /** Null before the first report. */
+  status: SoftphoneStatus | null;
+}
+
 export interface UiState {
   settings: Settings | null;
   has_password: boolean;
@@ -148,6 +201,8 @@ export interface UiState {
   interface: string | null;
   /** Absent from an older backend. */
   other_accounts?: OtherAccount[];
+  /** One per running account with a softphone; absent from an older backend. */
+  softphones?: Softphone[];
 }
 
 /** How a command rejects. */
@@ -162,3 +217,5 @@ export const EVENT_TIMELINE = 'timeline';
 export const EVENT_TRACE = 'trace';
 /** Payload: OtherAccount[], the whole list. */
 export const EVENT_ACCOUNTS = 'accounts';
+/** Payload: Softphone[], the whole list. */
+export const EVENT_SOFTPHONES = 'softphones';

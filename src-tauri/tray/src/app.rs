@@ -16,8 +16,8 @@ use vicifast_engine::Stamped;
 /// How many window events may wait for a slow window before it misses some.
 const EVENT_BACKLOG: usize = 512;
 
-/// An event for the window: its name (`status`, `timeline`, `trace`, `accounts`, `focus`) and
-/// payload.
+/// An event for the window: its name (`status`, `timeline`, `trace`, `accounts`, `softphones`,
+/// `focus`) and payload.
 #[derive(Debug, Clone)]
 pub struct WindowEvent {
     pub name: &'static str,

@@ -15,6 +15,7 @@ mod notifications;
 mod registration;
 pub mod settings;
 mod settings_file;
+pub mod softphone;
 pub mod state;
 mod timeline;
 pub mod tray;

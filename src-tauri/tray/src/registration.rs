@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::error::CommandError;
 use crate::notifications;
 use crate::settings::{self, UiSettings, ACCOUNT};
+use crate::softphone::{ListenProblem, SoftphoneView};
 use crate::state::{problem_words, OtherAccount};
 use crate::timeline;
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ use tokio::sync::Mutex;
 use vicifast_accounts::{AccountSettings, Keychain, KeychainError};
 use vicifast_engine::{
     Cause, DriverOptions, EngineEvent, Password, Problem, ProblemCode, Registration,
-    RegistrationState, Stamped, Status,
+    RegistrationState, SoftphoneStatus, Stamped, Status,
 };
 
 /// The running engines: the app's account (one lock serialises its start and stop) and the other
@@ -38,8 +39,9 @@ enum RunningWith {
 }
 
 /// Starts an account's engine, with the edge proxy for its softphone when its settings have a
-/// `[softphone]` table. A listener that cannot be bound (its port taken) leaves the account
-/// registering without one, and the log says why.
+/// `[softphone]` table. A listener that cannot be bound (its port taken) or unusable softphone
+/// settings leave the account registering without one; the returned [`SoftphoneView`] then says
+/// why, for the window and the tray.
 fn start_engine(
     account: &AccountSettings,
     config: vicifast_engine::AccountConfig,
@@ -48,9 +50,14 @@ fn start_engine(
 ) -> (
     Registration,
     tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
+    Option<SoftphoneView>,
 ) {
-    if let Ok(Some(edge)) = account.softphone_config() {
-        match Registration::start_with_softphone(
+    let problem = match account.softphone_config() {
+        Ok(None) => {
+            let (registration, events) = Registration::start(config, password, options);
+            return (registration, events, None);
+        }
+        Ok(Some(edge)) => match Registration::start_with_softphone(
             config.clone(),
             password.clone(),
             options.clone(),
@@ -58,14 +65,64 @@ fn start_engine(
         ) {
             Ok((registration, events, listen)) => {
                 tracing::info!(account = %account.name, %listen, "softphone edge proxy listening");
-                return (registration, events);
+                let shown = SoftphoneView::listening(account, listen);
+                return (registration, events, Some(shown));
             }
-            Err(err) => {
-                tracing::warn!(account = %account.name, %err, "softphone edge proxy not started")
-            }
-        }
+            Err(err) => ListenProblem::from(err),
+        },
+        Err(err) => ListenProblem::Settings(err),
+    };
+    tracing::warn!(account = %account.name, %problem, "softphone edge proxy not started");
+    let (registration, events) = Registration::start(config, password, options);
+    let shown = SoftphoneView::not_listening(account, &problem);
+    (registration, events, Some(shown))
+}
+
+/// Shows (or, with `None`, forgets) the softphone of `account` and tells the window; a listener
+/// that could not start is told like any other softphone problem.
+fn show_softphone(app: &App, account: &str, shown: Option<SoftphoneView>) {
+    let not_listening = shown.as_ref().and_then(|s| {
+        let problem = s.listen_problem.clone()?;
+        Some(if account == ACCOUNT {
+            problem
+        } else {
+            format!("Extension {}: {problem}", s.extension)
+        })
+    });
+    {
+        let mut view = app.view();
+        match shown {
+            Some(s) => view.softphones.insert(account.to_owned(), s),
+            None => view.softphones.remove(account),
+        };
     }
-    Registration::start(config, password, options)
+    app.emit("softphones", &app.view().softphones());
+    if let Some(problem) = not_listening {
+        let entry = timeline::TimelineEntry {
+            at: Stamped::now(()).at,
+            kind: "softphone".to_owned(),
+            text: problem.clone(),
+        };
+        app.view().push_timeline(entry.clone());
+        let notice = notifications::Notice {
+            title: "Softphone cannot reach VICIfast".to_owned(),
+            body: problem,
+        };
+        announce(app, Some(entry), true, Some(notice));
+    }
+}
+
+/// Forgets the softphones of accounts no longer running and tells the window.
+fn forget_softphones(app: &App, keep: impl Fn(&str) -> bool) {
+    let changed = {
+        let mut view = app.view();
+        let before = view.softphones.len();
+        view.softphones.retain(|account, _| keep(account));
+        view.softphones.len() != before
+    };
+    if changed {
+        app.emit("softphones", &app.view().softphones());
+    }
 }
 
 /// The OS keychain (or a stand-in in tests).
@@ -139,7 +196,9 @@ impl Engine {
         let options = DriverOptions {
             ca_file: account.ca_file.clone(),
         };
-        let (registration, mut events) = start_engine(&account, config, password, options);
+        let (registration, mut events, softphone) =
+            start_engine(&account, config, password, options);
+        show_softphone(app, &account.name, softphone);
         let handle = Arc::clone(app);
         let forwarder = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
@@ -202,6 +261,7 @@ impl Engine {
         let old = self.running.lock().await.take();
         let others: Vec<Running> = self.others.lock().await.drain().map(|(_, r)| r).collect();
         stop_all(old.into_iter().chain(others).collect()).await;
+        forget_softphones(app, |_| false);
         app.view().active = false;
         app.refresh_tray();
     }
@@ -210,6 +270,7 @@ impl Engine {
     pub async fn stop_main(&self, app: &Arc<App>) {
         let old = self.running.lock().await.take();
         stop_all(old.into_iter().collect()).await;
+        forget_softphones(app, |account| account != ACCOUNT);
         let others_running = !self.others.lock().await.is_empty();
         app.view().active = others_running;
         app.refresh_tray();
@@ -251,6 +312,9 @@ impl Engine {
         app.view()
             .others
             .retain(|name, _| others.contains_key(name));
+        forget_softphones(app, |account| {
+            account == ACCOUNT || others.contains_key(account)
+        });
         let accounts: Vec<AccountSettings> = accounts
             .into_iter()
             .filter(|a| !others.contains_key(&a.name))
@@ -295,7 +359,9 @@ impl Engine {
             let options = DriverOptions {
                 ca_file: account.ca_file.clone(),
             };
-            let (registration, mut events) = start_engine(&account, config, password, options);
+            let (registration, mut events, softphone) =
+                start_engine(&account, config, password, options);
+            show_softphone(app, &name, softphone);
             let handle = Arc::clone(app);
             let forwarded = name.clone();
             let forwarder = tokio::spawn(async move {
@@ -438,17 +504,7 @@ pub fn forward(app: &App, event: EngineEvent) {
             app.view().push_trace(trace.clone());
             app.emit("trace", &trace);
         }
-        EngineEvent::Softphone(status) => {
-            let entry = timeline::from_softphone(&status);
-            app.view().push_timeline(entry.clone());
-            app.emit("softphone", &status);
-            announce(
-                app,
-                Some(entry),
-                false,
-                notifications::on_softphone(&status.inner),
-            );
-        }
+        EngineEvent::Softphone(status) => softphone_changed(app, ACCOUNT, None, status),
         EngineEvent::CallRefused(refused) => {
             let entry = timeline::from_refused_call(&refused);
             app.view().push_timeline(entry.clone());
@@ -511,8 +567,56 @@ pub fn forward_other(app: &App, name: &str, event: EngineEvent) {
                 Some(notifications::on_extension_in_use(&who, &info.inner)),
             );
         }
+        EngineEvent::Softphone(status) => {
+            let Some(extension) = app.view().others.get(name).map(|o| o.extension.clone()) else {
+                return;
+            };
+            softphone_changed(app, name, Some(&format!("Extension {extension}")), status);
+        }
+        EngineEvent::CallRefused(refused) => {
+            let Some(extension) = app.view().others.get(name).map(|o| o.extension.clone()) else {
+                return;
+            };
+            let mut entry = timeline::from_refused_call(&refused);
+            entry.text = format!("Extension {extension}: {}", entry.text);
+            app.view().push_timeline(entry.clone());
+            announce(app, Some(entry), false, None);
+        }
         other => forward(app, other),
     }
+}
+
+/// The edge proxy of `account` reported a change of the softphone: the window, the timeline,
+/// the tray and (when it stopped answering or needs new settings) a notification. `who` names
+/// another account's extension.
+fn softphone_changed(
+    app: &App,
+    account: &str,
+    who: Option<&str>,
+    status: Stamped<SoftphoneStatus>,
+) {
+    let mut entry = timeline::from_softphone(&status);
+    let mut notice = notifications::on_softphone(&status.inner);
+    if let Some(who) = who {
+        entry.text = format!("{who}: {}", entry.text);
+        if let Some(n) = notice.as_mut() {
+            n.body = format!("{who}: {}", n.body);
+        }
+    }
+    let tray_changed = {
+        let mut view = app.view();
+        let old_tray = view.tray();
+        match view.softphones.get_mut(account) {
+            Some(shown) => shown.status = Some(status),
+            // Reported by an engine this process no longer shows (stopped meanwhile).
+            None => return,
+        }
+        view.push_timeline(entry.clone());
+        view.tray() != old_tray
+    };
+    // The tray first: whoever reacts to the event sees the tray that goes with it.
+    announce(app, Some(entry), tray_changed, notice);
+    app.emit("softphones", &app.view().softphones());
 }
 
 /// What a status change means beyond the status itself: a timeline line, the tray, a notice.

@@ -1,7 +1,8 @@
 //! What the app knows and shows: saved settings, the last status, bounded timeline and trace.
 //! Kept in the backend so a window created later (or again) gets it all from `get_state`.
 
-use crate::settings::{self, UiSettings};
+use crate::settings::{self, UiSettings, ACCOUNT};
+use crate::softphone::SoftphoneView;
 use crate::timeline::TimelineEntry;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -22,6 +23,8 @@ pub struct UiState {
     pub trace: Vec<Stamped<TraceEntry>>,
     pub interface: Option<String>,
     pub other_accounts: Vec<OtherAccount>,
+    /// The softphone of each running account that has one.
+    pub softphones: Vec<SoftphoneView>,
 }
 
 /// Another saved account (added with `vicifast-cli account set`), registered beside the app's
@@ -116,6 +119,8 @@ pub struct View {
     /// Another device holds the app's extension: the tray asks for attention, and its Register
     /// means "use this computer", Unregister "stop here".
     pub in_use: Option<ExtensionInUse>,
+    /// The softphone behind each running account's edge proxy, by account name.
+    pub softphones: BTreeMap<String, SoftphoneView>,
 }
 
 impl View {
@@ -156,7 +161,19 @@ impl View {
             trace: self.trace.iter().rev().cloned().collect(),
             interface,
             other_accounts: self.other_accounts(),
+            softphones: self.softphones(),
         }
+    }
+
+    pub fn softphones(&self) -> Vec<SoftphoneView> {
+        self.softphones.values().cloned().collect()
+    }
+
+    /// What keeps `account`'s softphone from taking calls, in a few words.
+    fn softphone_trouble(&self, account: &str) -> Option<&'static str> {
+        self.softphones
+            .get(account)
+            .and_then(SoftphoneView::trouble)
     }
 
     pub fn other_accounts(&self) -> Vec<OtherAccount> {
@@ -165,17 +182,27 @@ impl View {
 
     pub fn tray(&self) -> TrayView {
         let main_set_up = self.settings.as_ref().and_then(settings::account).is_some();
-        let main_look = if self.settings_problem.is_some() || self.in_use.is_some() {
-            TrayLook::Failed
-        } else {
-            TrayLook::of(self.state)
-        };
+        // A softphone that cannot take calls leaves the agent unreachable, registered or not.
+        let main_softphone = self.softphone_trouble(ACCOUNT);
+        let main_look =
+            if self.settings_problem.is_some() || self.in_use.is_some() || main_softphone.is_some()
+            {
+                TrayLook::Failed
+            } else {
+                TrayLook::of(self.state)
+            };
         // An app account never set up does not grey out the others' icon.
         let show_main = main_set_up || self.settings_problem.is_some() || self.others.is_empty();
         let look = show_main
             .then_some(main_look)
             .into_iter()
-            .chain(self.others.values().map(|o| TrayLook::of(o.state)))
+            .chain(self.others.values().map(|o| {
+                if self.softphone_trouble(&o.account).is_some() {
+                    TrayLook::Failed
+                } else {
+                    TrayLook::of(o.state)
+                }
+            }))
             .max_by_key(|l| l.urgency())
             .unwrap_or(TrayLook::Offline);
         let who = self
@@ -189,9 +216,14 @@ impl View {
             (false, None) => "not registered".to_owned(),
         };
         let mut tooltip = format!("VICIfast — {who}: {state}");
-        if let Some(p) = &self.problem_words {
+        for words in self
+            .problem_words
+            .as_deref()
+            .into_iter()
+            .chain(main_softphone)
+        {
             tooltip.push_str(" — ");
-            tooltip.push_str(p);
+            tooltip.push_str(words);
         }
         if self.in_use.is_some() {
             tooltip.push_str(" (Register: use this computer; Unregister: stop here)");
@@ -199,9 +231,10 @@ impl View {
         for other in self.others.values() {
             let state = other.state.map_or("not registered", state_words);
             tooltip.push_str(&format!("\nExtension {}: {state}", other.extension));
-            if let Some(p) = &other.problem_words {
+            let softphone = self.softphone_trouble(&other.account);
+            for words in other.problem_words.as_deref().into_iter().chain(softphone) {
                 tooltip.push_str(" — ");
-                tooltip.push_str(p);
+                tooltip.push_str(words);
             }
         }
         let registered = |s: Option<RegistrationState>| s == Some(RegistrationState::Registered);
@@ -431,6 +464,88 @@ mod tests {
         assert!(
             tray.tooltip.contains("another device has this extension")
                 && tray.tooltip.contains("use this computer"),
+            "{}",
+            tray.tooltip
+        );
+    }
+
+    #[test]
+    fn a_softphone_that_cannot_take_calls_makes_its_account_ask_for_attention() {
+        use crate::softphone::SoftphoneView;
+        use vicifast_engine::{SoftphoneState, SoftphoneStatus, Stamped, Transport};
+        let mut view = View {
+            active: true,
+            state: Some(RegistrationState::Registered),
+            settings: Some(crate::settings::apply(&Settings::default(), &form())),
+            ..View::default()
+        };
+        view.others.insert(
+            "b".to_owned(),
+            other("b", Some(RegistrationState::Registered)),
+        );
+        let account = vicifast_accounts::AccountSettings::new(ACCOUNT, "pbx", "101");
+        let mut softphone = SoftphoneView::listening(&account, "127.0.0.1:5070".parse().unwrap());
+        let report = |state| {
+            Some(Stamped {
+                at: "2026-12-04T08:00:00.000Z".to_owned(),
+                inner: SoftphoneStatus {
+                    account: ACCOUNT.to_owned(),
+                    state,
+                    user_agent: Some("MicroSIP/3.21.3".to_owned()),
+                    contact: Some("sip:101@127.0.0.1:5062".to_owned()),
+                    transport: Some(Transport::Udp),
+                    expires_in: Some(600),
+                    problem: None,
+                },
+            })
+        };
+        softphone.status = report(SoftphoneState::Answering);
+        view.softphones
+            .insert(ACCOUNT.to_owned(), softphone.clone());
+        let tray = view.tray();
+        assert_eq!(tray.look, TrayLook::Registered);
+        assert!(!tray.tooltip.contains("softphone"), "{}", tray.tooltip);
+
+        softphone.status = report(SoftphoneState::NotAnswering);
+        view.softphones
+            .insert(ACCOUNT.to_owned(), softphone.clone());
+        let tray = view.tray();
+        assert_eq!(tray.look, TrayLook::Failed);
+        let first_line = tray.tooltip.lines().next().unwrap_or_default();
+        assert_eq!(
+            first_line,
+            "VICIfast — Extension 101: registered — softphone not running"
+        );
+        assert!(
+            tray.tooltip.contains("\nExtension b-ext: registered")
+                && !tray.tooltip.contains("b-ext: registered —"),
+            "only the account whose softphone is down is flagged: {}",
+            tray.tooltip
+        );
+        assert!(
+            !tray.can_register,
+            "registering again does not start the softphone"
+        );
+
+        // The window opened now gets it from get_state, not only from the event.
+        let ui = serde_json::to_value(view.ui_state(None)).unwrap();
+        assert_eq!(ui["softphones"][0]["status"]["state"], "not_answering");
+        assert_eq!(ui["softphones"][0]["listen"], "127.0.0.1:5070");
+
+        softphone.status = report(SoftphoneState::Answering);
+        view.softphones.insert(ACCOUNT.to_owned(), softphone);
+        assert_eq!(view.tray().look, TrayLook::Registered);
+
+        // Another account's softphone: its line says so, and the icon asks for attention.
+        let b = vicifast_accounts::AccountSettings::new("b", "pbx", "b-ext");
+        let mut theirs = SoftphoneView::listening(&b, "127.0.0.1:5071".parse().unwrap());
+        theirs.status = report(SoftphoneState::NotRegistered);
+        view.softphones.insert("b".to_owned(), theirs);
+        let tray = view.tray();
+        assert_eq!(tray.look, TrayLook::Failed);
+        assert!(
+            tray.tooltip
+                .contains("\nExtension b-ext: registered — no softphone signed in"),
             "{}",
             tray.tooltip
         );

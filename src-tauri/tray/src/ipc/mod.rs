@@ -2,10 +2,11 @@
 //! of the tray process): one JSON object per line over a per-user local socket (a Unix socket in the user's
 //! runtime directory, a named pipe on Windows; `interprocess` covers both).
 //!
-//! The window sends [`Request`]s; the tray process answers each with a [`ToWindow::Reply`] carrying the
-//! same id, and pushes [`ToWindow::Event`]s (`status`, `timeline`, `trace`, `focus`) to every
-//! connection that sent [`Call::Subscribe`]. Passwords never travel here: the window process
-//! stores a new password in the OS keychain itself and only says that it did.
+//! The window sends [`Request`]s; the tray process answers each with a [`ToWindow::Reply`]
+//! carrying the same id, and pushes [`ToWindow::Event`]s (`status`, `timeline`, `trace`,
+//! `accounts`, `softphones`, `focus`) to every connection that sent [`Call::Subscribe`].
+//! Passwords never travel here: the window process stores a new password in the OS keychain
+//! itself and only says that it did.
 
 pub mod server;
 

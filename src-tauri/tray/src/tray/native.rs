@@ -7,11 +7,17 @@ use crate::app::App;
 use crate::state::TrayView;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tao::event::{Event, StartCause};
 use tao::event_loop::{ControlFlow, EventLoopBuilder};
 use tokio::sync::mpsc;
 use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tray_icon::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
+
+/// How long logoff or shutdown may wait for the registrar to remove the bindings. Windows ends
+/// the session after a few seconds whatever the program does; the engine gives each registrar
+/// at most 2 s.
+const END_OF_SESSION_BUDGET: Duration = Duration::from_secs(4);
 
 enum LoopEvent {
     Show(TrayView),
@@ -142,6 +148,23 @@ pub fn run_main_loop(
             Event::UserEvent(LoopEvent::Done) => {
                 tray = None;
                 *control_flow = ControlFlow::Exit;
+            }
+            // The end of the loop: after Quit (nothing left to do), or at logoff or shutdown.
+            // On Windows tao's hidden window receives WM_ENDSESSION, sends this event and ends
+            // the process as soon as the handler returns, so the accounts are unregistered
+            // here, on the main thread, which Windows waits for (within its limits).
+            Event::LoopDestroyed => {
+                if !app.has_quit() {
+                    tracing::info!("the session is ending: unregistering, then quitting");
+                    let app = Arc::clone(&app);
+                    let quit = runtime.block_on(async move {
+                        tokio::time::timeout(END_OF_SESSION_BUDGET, app.quit()).await
+                    });
+                    if quit.is_err() {
+                        tracing::warn!("the registrar did not answer before the session ended");
+                    }
+                }
+                tray = None;
             }
             _ => {}
         }

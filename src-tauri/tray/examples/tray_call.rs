@@ -4,6 +4,7 @@
 //!
 //!     tray_call <call>      e.g. `tray_call get_state`, `tray_call quit`
 //!     tray_call --access    (Windows) the pipe's access list and this user's SID, as JSON
+//!     tray_call --resume    (Windows) the notice Windows broadcasts when the computer wakes
 //!
 //! Exit status: 0 with the result on stdout; 1 when the tray process answered with an error
 //! (printed on stderr); 2 when it could not be asked.
@@ -13,11 +14,14 @@ use vicifast_tray::ipc::{self, Request, ToWindow};
 
 fn main() -> ExitCode {
     let Some(call) = std::env::args().nth(1) else {
-        eprintln!("usage: tray_call <call> | --access");
+        eprintln!("usage: tray_call <call> | --access | --resume");
         return ExitCode::from(2);
     };
     if call == "--access" {
         return access();
+    }
+    if call == "--resume" {
+        return resume();
     }
     // Only the calls the tray process knows (and that need no arguments) get through.
     let request: Request = match serde_json::from_value(serde_json::json!({"id": 1, "call": call}))
@@ -101,6 +105,27 @@ fn access() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Sends the tray process's hidden window the WM_POWERBROADCAST Windows sends on waking.
+#[cfg(windows)]
+fn resume() -> ExitCode {
+    match vicifast_win32::send_resume() {
+        Ok(()) => {
+            println!("null");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tray_call: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(not(windows))]
+fn resume() -> ExitCode {
+    eprintln!("tray_call: --resume sends a Windows power notification");
+    ExitCode::from(2)
 }
 
 #[cfg(not(windows))]

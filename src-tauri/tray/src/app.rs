@@ -206,6 +206,11 @@ impl App {
         self.engine.stop(self).await;
     }
 
+    /// The OS says the computer woke from sleep (Windows' power notification).
+    pub async fn resumed(&self) {
+        self.engine.resumed().await;
+    }
+
     pub fn clear_trace(&self) {
         self.view().trace.clear();
     }

@@ -197,6 +197,17 @@ impl Engine {
         }
     }
 
+    /// The OS says the computer woke from sleep: every registration checks its flow and
+    /// registers again.
+    pub async fn resumed(&self) {
+        if let Some(r) = self.running.lock().await.as_ref() {
+            r.registration.resumed();
+        }
+        for r in self.others.lock().await.values() {
+            r.registration.resumed();
+        }
+    }
+
     /// Removes every binding and stops; waits for the engines to finish.
     pub async fn stop(&self, app: &Arc<App>) {
         let old = self.running.lock().await.take();

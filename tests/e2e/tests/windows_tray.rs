@@ -123,8 +123,12 @@ impl TrayUnderWine {
 
     /// `tray_call.exe <arg>` under Wine: its stdout as JSON, or its failure.
     fn tray_call(&self, arg: &str) -> Result<serde_json::Value, String> {
+        self.tray_call_within(arg, WAIT)
+    }
+
+    fn tray_call_within(&self, arg: &str, deadline: Duration) -> Result<serde_json::Value, String> {
         let exe = self.tray_call_exe.to_str().unwrap();
-        let out = self.wine.run(&[exe, arg], WAIT)?;
+        let out = self.wine.run(&[exe, arg], deadline)?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             return Err(format!(
@@ -136,12 +140,14 @@ impl TrayUnderWine {
         serde_json::from_str(stdout.trim()).map_err(|e| format!("tray_call {arg}: {e}: {stdout}"))
     }
 
-    /// Waits until the tray process answers on its pipe (it may still be starting).
+    /// Waits until the tray process answers on its pipe (it may still be starting; a call
+    /// made in its first moments under Wine was once seen to get no answer, so each try is
+    /// short).
     fn wait_for_pipe(&mut self, tray: usize) {
         let deadline = Instant::now() + WAIT;
         loop {
             assert!(self.is_running(tray), "vicifast-tray.exe exited");
-            match self.tray_call("get_state") {
+            match self.tray_call_within("get_state", Duration::from_secs(5)) {
                 Ok(_) => return,
                 Err(e) => assert!(
                     Instant::now() < deadline,
@@ -217,8 +223,9 @@ fn tray_pipe_is_open_to_the_current_user_only() {
     let Some(mut wine) = TrayUnderWine::new("tray_pipe_is_open_to_the_current_user_only") else {
         return;
     };
-    let (_registrar, _ext) = wine.saved_account();
+    let (registrar, ext) = wine.saved_account();
     let tray = wine.start_tray(&["--no-window"]);
+    wine.wait_for_one_binding(tray, &registrar, &ext);
     wine.wait_for_pipe(tray);
     let access = wine.tray_call("--access").unwrap();
     let user = access["user"].as_str().unwrap();
@@ -308,4 +315,47 @@ fn a_second_launch_asks_the_first_to_open_the_window_and_exits() {
     let status = wine.exit_status(first, "vicifast-tray.exe still running after quit");
     assert_eq!(status.code(), Some(0), "{status}");
     assert_eq!(registrar.bindings(&ext).unwrap(), vec![]);
+}
+
+/// REGISTER requests the tray process has sent, as its trace (in `get_state`) shows them.
+fn registers_sent(state: &serde_json::Value) -> usize {
+    state["trace"].as_array().map_or(0, |trace| {
+        trace
+            .iter()
+            .filter(|t| {
+                t["direction"] == "sent"
+                    && t["text"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("REGISTER "))
+            })
+            .count()
+    })
+}
+
+#[test]
+fn waking_from_sleep_registers_again() {
+    let Some(mut wine) = TrayUnderWine::new("waking_from_sleep_registers_again") else {
+        return;
+    };
+    let (registrar, ext) = wine.saved_account();
+    let tray = wine.start_tray(&["--no-window"]);
+    wine.wait_for_one_binding(tray, &registrar, &ext);
+    let mut state = serde_json::Value::Null;
+    wait_until("get_state over the pipe never said `registered`", || {
+        state = wine.tray_call("get_state").unwrap();
+        state["status"]["state"] == "registered"
+    });
+    let before = registers_sent(&state);
+    assert!(before > 0, "{state}");
+
+    // Wine never sleeps: send the tray process's window what Windows broadcasts on waking.
+    assert_eq!(wine.tray_call("--resume"), Ok(serde_json::Value::Null));
+    wait_until("no REGISTER after waking", || {
+        state = wine.tray_call("get_state").unwrap();
+        registers_sent(&state) > before && state["status"]["state"] == "registered"
+    });
+    assert_eq!(registrar.bindings(&ext).unwrap().len(), 1, "one binding");
+
+    assert_eq!(wine.tray_call("quit"), Ok(serde_json::Value::Null));
+    wine.exit_status(tray, "vicifast-tray.exe still running after quit");
 }

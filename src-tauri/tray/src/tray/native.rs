@@ -73,6 +73,8 @@ pub fn run_main_loop(
     let unregister = MenuItem::new(UNREGISTER, true, None);
     let quit = MenuItem::new(QUIT, true, None);
     let mut tray: Option<TrayIcon> = None;
+    #[cfg(windows)]
+    let mut power_window: Option<vicifast_win32::PowerWindow> = None;
     let mut view = app.tray_views().borrow().clone();
     event_loop.run(move |event, _, control_flow| {
         // The runtime lives as long as the loop (which never returns).
@@ -110,6 +112,23 @@ pub fn run_main_loop(
                 }
                 register.set_enabled(view.can_register);
                 unregister.set_enabled(view.can_unregister);
+                // Windows says when the computer wakes (WM_POWERBROADCAST) to top-level
+                // windows; tao's own does not pass it on, so a hidden one of ours listens.
+                #[cfg(windows)]
+                {
+                    let app = Arc::clone(&app);
+                    let handle = runtime.handle().clone();
+                    match vicifast_win32::PowerWindow::new(move || {
+                        tracing::info!("the computer woke from sleep");
+                        let app = Arc::clone(&app);
+                        handle.spawn(async move { app.resumed().await });
+                    }) {
+                        Ok(window) => power_window = Some(window),
+                        Err(e) => tracing::warn!(
+                            "no power notifications (sleep is still found from the clock): {e}"
+                        ),
+                    }
+                }
             }
             Event::UserEvent(LoopEvent::Show(new)) => {
                 view = new;
@@ -165,6 +184,8 @@ pub fn run_main_loop(
                     }
                 }
                 tray = None;
+                #[cfg(windows)]
+                drop(power_window.take());
             }
             _ => {}
         }

@@ -15,7 +15,8 @@
 WINDOWS_TARGET := x86_64-pc-windows-gnu
 WINDOWS_PACKAGES := gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64 \
   wine wine64 xvfb xauth x11-utils
-WINDOWS_CRATES := vicifast-core vicifast-engine vicifast-accounts vicifast-cli vicifast-tray vicifast-app
+WINDOWS_CRATES := vicifast-core vicifast-engine vicifast-accounts vicifast-cli vicifast-tray vicifast-app \
+  vicifast-win32
 WINDOWS_UNIT_TEST_CRATES := vicifast-core vicifast-engine vicifast-accounts vicifast-cli
 WINDOWS_DIST := dist/windows
 WINDOWS_OUT := $(TARGET_DIR)/$(WINDOWS_TARGET)
@@ -111,9 +112,17 @@ test-windows-window: windows-test-programs deps-engine
 	VICIFAST_WINDOWS_E2E=1 VICIFAST_WINDOW_EXE=$(WINDOWS_TEST_DIST)/vicifast.exe \
 	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_window --no-fail-fast
 
-# vicifast-tray.exe under Wine: registers the saved account with no window.
+# vicifast-tray.exe under Wine: registers the saved account with no window; its named pipe
+# (get_state, quit, an access list for the current user only, through the test helper
+# tray_call.exe); the end of the session; a second launch. Before it, the Win32 wrappers' own
+# tests as Windows programs.
 .PHONY: test-windows-tray
 test-windows-tray: windows-test-programs deps-engine
+	$(CARGO) build --profile windows-test --target $(WINDOWS_TARGET) -p vicifast-tray --example tray_call
+	$(CARGO) test --target $(WINDOWS_TARGET) -p vicifast-win32 --no-run
+	$(CARGO) build -p vicifast-e2e --tests
+	tests/windows/run-under-wine.sh $(CARGO) test --target $(WINDOWS_TARGET) -p vicifast-win32
 	VICIFAST_WINDOWS_E2E=1 VICIFAST_TRAY_EXE=$(WINDOWS_TEST_DIST)/vicifast-tray.exe \
 	  VICIFAST_DIST_CLI_EXE=$(WINDOWS_TEST_DIST)/vicifast-cli.exe \
+	  VICIFAST_TRAY_CALL_EXE=$(WINDOWS_OUT)/windows-test/examples/tray_call.exe \
 	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_tray --no-fail-fast

@@ -27,6 +27,8 @@ pub(crate) enum Command {
     RetryNow,
     TakeOver,
     NetworkChanged,
+    /// The OS says the computer woke from sleep.
+    Resumed,
     Stop(oneshot::Sender<()>),
 }
 
@@ -148,6 +150,8 @@ impl Driver {
             }
         };
         let mut clocks = (SystemTime::now(), Instant::now());
+        // The last wake handled, from the clocks or from the OS: one wake, one re-check.
+        let mut last_resume: Option<Instant> = None;
         self.core.start(now());
         if let Some(edge) = &mut self.edge {
             edge.proxy.start(now());
@@ -195,6 +199,14 @@ impl Driver {
                     Some(Command::RetryNow) => self.core.retry_now(now()),
                     Some(Command::TakeOver) => self.core.take_over(now()),
                     Some(Command::NetworkChanged) => self.check_network(),
+                    Some(Command::Resumed) => {
+                        // The clock check below may have seen this wake already.
+                        if last_resume.is_none_or(|at: Instant| at.elapsed() > SLEEP_GAP) {
+                            tracing::info!("woke from sleep (the system says)");
+                            last_resume = Some(Instant::now());
+                            self.core.handle_resumed(now());
+                        }
+                    }
                     Some(Command::Stop(done)) => {
                         stop_waiters.push(done);
                         self.core.stop(now());
@@ -223,8 +235,11 @@ impl Driver {
             }
             let (wall, mono) = (SystemTime::now(), Instant::now());
             let wall_elapsed = wall.duration_since(clocks.0).unwrap_or_default();
-            if wall_elapsed > mono.duration_since(clocks.1) + SLEEP_GAP {
+            if wall_elapsed > mono.duration_since(clocks.1) + SLEEP_GAP
+                && last_resume.is_none_or(|at| at.elapsed() > SLEEP_GAP)
+            {
                 tracing::info!(?wall_elapsed, "woke from sleep");
+                last_resume = Some(mono);
                 self.core.handle_resumed(now());
             }
             clocks = (wall, mono);

@@ -140,6 +140,12 @@ impl Registration {
         let _ = self.commands.send(Command::NetworkChanged);
     }
 
+    /// The OS says the computer woke from sleep (Windows' WM_POWERBROADCAST): check the flow and
+    /// register again, as when the engine notices the clock jump itself.
+    pub fn resumed(&self) {
+        let _ = self.commands.send(Command::Resumed);
+    }
+
     /// Removes our binding (waiting at most 2 s for the registrar), then ends the event stream.
     pub async fn stop(self) {
         let (done, wait) = oneshot::channel();

@@ -107,9 +107,21 @@ impl App {
         let _ = quit.wait_for(|q| *q).await;
     }
 
+    /// Whether Quit has run to its end (every account unregistered).
+    pub fn has_quit(&self) -> bool {
+        *self.quit.borrow()
+    }
+
     /// Tray Quit, SIGTERM, logout: unregister (waiting for the engine), then let `run` return.
     pub async fn quit(self: &Arc<Self>) {
+        self.quit_after(async {}).await;
+    }
+
+    /// Unregisters every account, runs `before_exit` (e.g. answering whoever asked), then lets
+    /// `run` return.
+    pub async fn quit_after(self: &Arc<Self>, before_exit: impl std::future::Future<Output = ()>) {
         self.engine.stop(self).await;
+        before_exit.await;
         self.quit.send_replace(true);
     }
 
@@ -192,6 +204,11 @@ impl App {
 
     pub async fn unregister(self: &Arc<Self>) {
         self.engine.stop(self).await;
+    }
+
+    /// The OS says the computer woke from sleep (Windows' power notification).
+    pub async fn resumed(&self) {
+        self.engine.resumed().await;
     }
 
     pub fn clear_trace(&self) {

@@ -23,7 +23,6 @@ pub mod window;
 
 use app::App;
 use interprocess::local_socket::tokio::Listener;
-use interprocess::local_socket::ListenerOptions;
 use std::sync::Arc;
 use vicifast_accounts::{ConfigStore, OsKeychain};
 
@@ -136,8 +135,8 @@ async fn claim_single_instance(
         }
     }
     let name = ipc::endpoint().map_err(|e| format!("no place for the local socket: {e}"))?;
-    ListenerOptions::new()
-        .name(name)
+    ipc::listener_options(name)
+        .map_err(|e| format!("cannot secure the local socket: {e}"))?
         .try_overwrite(true)
         .create_tokio()
         .map(|listener| Some((listener, lock)))

@@ -23,6 +23,10 @@ use vicifast_engine::{
 pub struct Engine {
     running: Mutex<Option<Running>>,
     others: Mutex<HashMap<String, Running>>,
+    /// Held while [`Engine::stop`] removes the bindings, so a second stop (Quit or the end of
+    /// the session while the window's Unregister runs) waits for them to be gone instead of
+    /// finding nothing to stop and letting the process end first.
+    stopping: Mutex<()>,
 }
 
 struct Running {
@@ -256,8 +260,20 @@ impl Engine {
         }
     }
 
+    /// The OS says the computer woke from sleep: every registration checks its flow and
+    /// registers again.
+    pub async fn resumed(&self) {
+        if let Some(r) = self.running.lock().await.as_ref() {
+            r.registration.resumed();
+        }
+        for r in self.others.lock().await.values() {
+            r.registration.resumed();
+        }
+    }
+
     /// Removes every binding and stops; waits for the engines to finish.
     pub async fn stop(&self, app: &Arc<App>) {
+        let _one_at_a_time = self.stopping.lock().await;
         let old = self.running.lock().await.take();
         let others: Vec<Running> = self.others.lock().await.drain().map(|(_, r)| r).collect();
         stop_all(old.into_iter().chain(others).collect()).await;

@@ -19,6 +19,7 @@ use vicifast_tray::window::Launcher;
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    app: Arc<App>,
     socket: PathBuf,
     config: PathBuf,
 }
@@ -47,9 +48,10 @@ async fn serve() -> Fixture {
         false,
     );
     app.start().await;
-    tokio::spawn(ipc::server::serve(listener, app));
+    tokio::spawn(ipc::server::serve(listener, Arc::clone(&app)));
     Fixture {
         _dir: dir,
+        app,
         socket,
         config,
     }
@@ -168,4 +170,25 @@ async fn garbage_ends_that_connection_only() {
 
     let state = call(&mut good, 2, Call::GetState).await.unwrap();
     assert_eq!(state["settings"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn quit_answers_then_closes_and_ends_the_run() {
+    let fixture = serve().await;
+    let mut link = connect(&fixture.socket).await;
+    call(&mut link, 1, Call::Subscribe).await.unwrap();
+    let running = tokio::select! {
+        biased;
+        () = fixture.app.quit_requested() => false,
+        () = std::future::ready(()) => true,
+    };
+    assert!(running, "quit was requested before anyone asked");
+
+    assert_eq!(
+        call(&mut link, 2, Call::Quit).await.ok(),
+        Some(serde_json::Value::Null)
+    );
+    // The answer came first; then the tray process hangs up and its run ends.
+    assert!(matches!(link.0.next::<ToWindow>().await, Ok(None) | Err(_)));
+    fixture.app.quit_requested().await;
 }

@@ -14,7 +14,7 @@ use crate::error::CommandError;
 use crate::settings::UiSettings;
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::tokio::Stream as _;
-use interprocess::local_socket::Name;
+use interprocess::local_socket::{ListenerOptions, Name};
 use serde::{Deserialize, Serialize};
 use tokio::io::{
     AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
@@ -42,6 +42,9 @@ pub enum Call {
     ClearTrace,
     /// Show the window: create it, or focus the one that is open.
     OpenWindow,
+    /// Unregister every account, answer once the bindings are gone, then end the process (what
+    /// the tray's Quit does; scripts and installers stop the tray process this way).
+    Quit,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,8 +130,40 @@ fn private_dir() -> std::io::Result<std::path::PathBuf> {
 #[cfg(windows)]
 fn platform_endpoint() -> std::io::Result<Name<'static>> {
     use interprocess::local_socket::{GenericNamespaced, ToNsName};
+    pipe_name().to_ns_name::<GenericNamespaced>()
+}
+
+/// The named pipe's name for this user, `vicifast-tray-<user>`; its path is `\\.\pipe\` and
+/// this name.
+#[cfg(windows)]
+pub fn pipe_name() -> String {
     let user = std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned());
-    format!("vicifast-tray-{user}").to_ns_name::<GenericNamespaced>()
+    format!("vicifast-tray-{user}")
+}
+
+/// How the tray process listens at `name`. On Windows a named pipe gets, without an explicit
+/// security descriptor, one that lets Everyone and the anonymous logon read it: this one grants
+/// the current user alone, and nothing is inherited (`D:P`). Remote clients are refused
+/// (`interprocess` sets PIPE_REJECT_REMOTE_CLIENTS unless asked not to), and the first
+/// instance is created with FILE_FLAG_FIRST_PIPE_INSTANCE, so no other process can have taken
+/// the name first. On Unix the socket's directory is private ([`socket_path`]).
+pub fn listener_options(name: Name<'_>) -> std::io::Result<ListenerOptions<'_>> {
+    let options = ListenerOptions::new().name(name);
+    #[cfg(windows)]
+    let options = {
+        use interprocess::os::windows::local_socket::ListenerOptionsExt;
+        use interprocess::os::windows::security_descriptor::SecurityDescriptor;
+        let sddl = owner_only_sddl(&vicifast_win32::current_user_sid()?);
+        let sddl = widestring::U16CString::from_str(&sddl).map_err(std::io::Error::other)?;
+        options.security_descriptor(SecurityDescriptor::deserialize(&sddl)?)
+    };
+    Ok(options)
+}
+
+/// The pipe's security descriptor: a protected access list granting `sid` all access.
+#[cfg(windows)]
+fn owner_only_sddl(sid: &str) -> String {
+    format!("D:P(A;;GA;;;{sid})")
 }
 
 /// Connects to the running tray process.
@@ -223,5 +258,11 @@ mod tests {
     fn unknown_calls_are_refused() {
         assert!(serde_json::from_str::<Request>(r#"{"id":1,"call":"format_disk"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"call":"register"}"#).is_err());
+    }
+
+    #[test]
+    fn quit_has_its_wire_name() {
+        let quit = serde_json::from_str::<Request>(r#"{"id":3,"call":"quit"}"#);
+        assert_eq!(quit.ok().map(|r| r.call), Some(Call::Quit));
     }
 }

@@ -8,7 +8,14 @@ use interprocess::local_socket::tokio::{Listener, Stream};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// What a connection's writer task is given: a message to send, or a request to say when
+/// everything queued before it has been written.
+enum Outgoing {
+    Message(ToWindow),
+    Flush(oneshot::Sender<()>),
+}
 
 /// Accepts connections until the process ends.
 pub async fn serve(listener: Listener, app: Arc<App>) {
@@ -28,11 +35,16 @@ pub async fn serve(listener: Listener, app: Arc<App>) {
 
 async fn connection(stream: Stream, app: Arc<App>) {
     let (mut reader, mut writer) = split(stream);
-    let (outgoing, mut queue) = mpsc::unbounded_channel::<ToWindow>();
+    let (outgoing, mut queue) = mpsc::unbounded_channel::<Outgoing>();
     let sender = tokio::spawn(async move {
-        while let Some(message) = queue.recv().await {
-            if writer.send(&message).await.is_err() {
-                break;
+        while let Some(item) = queue.recv().await {
+            match item {
+                Outgoing::Message(message) => {
+                    if writer.send(&message).await.is_err() {
+                        break;
+                    }
+                }
+                Outgoing::Flush(done) => drop(done.send(())),
             }
         }
     });
@@ -51,6 +63,10 @@ async fn connection(stream: Stream, app: Arc<App>) {
                 break;
             }
         };
+        if request.call == Call::Quit {
+            quit(&app, request.id, &outgoing).await;
+            break;
+        }
         if request.call == Call::Subscribe && events.is_none() {
             events = Some(tokio::spawn(forward_events(
                 app.subscribe(),
@@ -61,10 +77,10 @@ async fn connection(stream: Stream, app: Arc<App>) {
         let outgoing = outgoing.clone();
         tokio::spawn(async move {
             let result = answer(&app, request.call).await;
-            let _ = outgoing.send(ToWindow::Reply {
+            let _ = outgoing.send(Outgoing::Message(ToWindow::Reply {
                 id: request.id,
                 result,
-            });
+            }));
         });
     }
     if let Some(events) = events {
@@ -72,6 +88,26 @@ async fn connection(stream: Stream, app: Arc<App>) {
     }
     drop(outgoing);
     let _ = sender.await;
+}
+
+/// Unregisters every account and answers once the bindings are gone; the process ends only after
+/// the answer was written, so the caller learns the outcome before the connection closes.
+async fn quit(app: &Arc<App>, id: u64, outgoing: &mpsc::UnboundedSender<Outgoing>) {
+    tracing::info!("asked over the local socket to quit: unregistering, then quitting");
+    app.quit_after(async {
+        let (flushed, written) = oneshot::channel();
+        let reply = ToWindow::Reply {
+            id,
+            result: Ok(serde_json::Value::Null),
+        };
+        if outgoing.send(Outgoing::Message(reply)).is_ok()
+            && outgoing.send(Outgoing::Flush(flushed)).is_ok()
+        {
+            // An error here means the caller hung up first: nothing left to wait for.
+            let _ = written.await;
+        }
+    })
+    .await;
 }
 
 async fn answer(app: &Arc<App>, call: Call) -> Result<serde_json::Value, CommandError> {
@@ -102,6 +138,8 @@ async fn answer(app: &Arc<App>, call: Call) -> Result<serde_json::Value, Command
             app.open_window();
             serde_json::Value::Null
         }
+        // Handled by the connection itself (see `quit`), which must outlive the answer.
+        Call::Quit => serde_json::Value::Null,
     };
     Ok(value)
 }
@@ -112,7 +150,7 @@ fn to_value(value: impl serde::Serialize) -> Result<serde_json::Value, CommandEr
 
 async fn forward_events(
     mut events: broadcast::Receiver<WindowEvent>,
-    outgoing: mpsc::UnboundedSender<ToWindow>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
 ) {
     loop {
         match events.recv().await {
@@ -121,7 +159,7 @@ async fn forward_events(
                     event: name.to_owned(),
                     payload,
                 };
-                if outgoing.send(event).is_err() {
+                if outgoing.send(Outgoing::Message(event)).is_err() {
                     break;
                 }
             }

@@ -111,6 +111,25 @@ pub async fn handle_actions(app: Arc<App>, mut actions: mpsc::UnboundedReceiver<
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn quit_from_the_menu_ends_the_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let app = App::new(
+            Ok(vicifast_accounts::ConfigStore::new(
+                dir.path().join("config.toml"),
+            )),
+            Arc::new(vicifast_accounts::MemoryKeychain::default()),
+            crate::window::Launcher::disabled(),
+            false,
+        );
+        let (actions, requests) = mpsc::unbounded_channel();
+        tokio::spawn(handle_actions(Arc::clone(&app), requests));
+        assert!(!app.has_quit());
+        assert!(actions.send(TrayAction::Quit).is_ok());
+        app.quit_requested().await;
+        assert!(app.has_quit());
+    }
+
     #[test]
     fn every_look_has_its_own_icon() {
         let looks = [

@@ -7,11 +7,17 @@ use crate::app::App;
 use crate::state::TrayView;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tao::event::{Event, StartCause};
 use tao::event_loop::{ControlFlow, EventLoopBuilder};
 use tokio::sync::mpsc;
 use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tray_icon::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
+
+/// How long logoff or shutdown may wait for the registrar to remove the bindings. Windows ends
+/// the session after a few seconds whatever the program does; the engine gives each registrar
+/// at most 2 s.
+const END_OF_SESSION_BUDGET: Duration = Duration::from_secs(4);
 
 enum LoopEvent {
     Show(TrayView),
@@ -67,6 +73,8 @@ pub fn run_main_loop(
     let unregister = MenuItem::new(UNREGISTER, true, None);
     let quit = MenuItem::new(QUIT, true, None);
     let mut tray: Option<TrayIcon> = None;
+    #[cfg(windows)]
+    let mut power_window: Option<vicifast_win32::PowerWindow> = None;
     let mut view = app.tray_views().borrow().clone();
     event_loop.run(move |event, _, control_flow| {
         // The runtime lives as long as the loop (which never returns).
@@ -104,6 +112,23 @@ pub fn run_main_loop(
                 }
                 register.set_enabled(view.can_register);
                 unregister.set_enabled(view.can_unregister);
+                // Windows says when the computer wakes (WM_POWERBROADCAST) to top-level
+                // windows; tao's own does not pass it on, so a hidden one of ours listens.
+                #[cfg(windows)]
+                {
+                    let app = Arc::clone(&app);
+                    let handle = runtime.handle().clone();
+                    match vicifast_win32::PowerWindow::new(move || {
+                        tracing::info!("the computer woke from sleep");
+                        let app = Arc::clone(&app);
+                        handle.spawn(async move { app.resumed().await });
+                    }) {
+                        Ok(window) => power_window = Some(window),
+                        Err(e) => tracing::warn!(
+                            "no power notifications (sleep is still found from the clock): {e}"
+                        ),
+                    }
+                }
             }
             Event::UserEvent(LoopEvent::Show(new)) => {
                 view = new;
@@ -142,6 +167,25 @@ pub fn run_main_loop(
             Event::UserEvent(LoopEvent::Done) => {
                 tray = None;
                 *control_flow = ControlFlow::Exit;
+            }
+            // The end of the loop: after Quit (nothing left to do), or at logoff or shutdown.
+            // On Windows tao's hidden window receives WM_ENDSESSION, sends this event and ends
+            // the process as soon as the handler returns, so the accounts are unregistered
+            // here, on the main thread, which Windows waits for (within its limits).
+            Event::LoopDestroyed => {
+                if !app.has_quit() {
+                    tracing::info!("the session is ending: unregistering, then quitting");
+                    let app = Arc::clone(&app);
+                    let quit = runtime.block_on(async move {
+                        tokio::time::timeout(END_OF_SESSION_BUDGET, app.quit()).await
+                    });
+                    if quit.is_err() {
+                        tracing::warn!("the registrar did not answer before the session ended");
+                    }
+                }
+                tray = None;
+                #[cfg(windows)]
+                drop(power_window.take());
             }
             _ => {}
         }

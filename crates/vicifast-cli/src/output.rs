@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 use vicifast_engine::{
-    escape_uncut, BindingInfo, ExtensionInUse, Problem, RegistrationState, SoftphoneStatus,
-    Stamped, Status, TraceEntry,
+    escape_uncut, BindingInfo, CallMoved, ExtensionInUse, Problem, RegistrationState,
+    SoftphoneStatus, Stamped, Status, TraceEntry,
 };
 
 pub fn json_line<T: serde::Serialize>(value: &T) {
@@ -191,6 +191,27 @@ pub fn describe_softphone(stamped: &Stamped<SoftphoneStatus>) -> String {
         ));
     }
     text
+}
+
+/// One line when the network changed during a call: what the agent should do, the calls, and
+/// the addresses.
+pub fn call_moved(stamped: &Stamped<CallMoved>) -> String {
+    let m = &stamped.inner;
+    let time = stamped.at.get(11..19).unwrap_or(&stamped.at);
+    // The other party's URI is the PBX's text.
+    let with: Vec<String> = m
+        .calls
+        .iter()
+        .map(|c| vicifast_engine::escape(&c.other_party))
+        .collect();
+    format!(
+        "{time} {} {} [calls with {}; this computer moved from {} to {}]",
+        m.account,
+        m.message,
+        with.join(", "),
+        m.old_address,
+        m.new_address
+    )
 }
 
 /// The note printed (on stderr) when another device took the extension, with the two choices.

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use std::time::SystemTime;
-use vicifast_core::edge::SoftphoneStatus;
+use vicifast_core::edge::{CallMoved, SoftphoneStatus};
 use vicifast_core::{
     BindingInfo, ExpiryAdjustment, ExtensionInUse, IncomingCall, Status, TraceEntry,
 };
@@ -69,4 +69,7 @@ pub enum EngineEvent {
     Softphone(Stamped<SoftphoneStatus>),
     /// A call was refused at once because the softphone cannot take it.
     CallRefused(Stamped<RefusedCall>),
+    /// The network changed during a call through the edge proxy (once per change): the PBX
+    /// keeps sending its audio to the old address until the softphone renegotiates.
+    CallMoved(Stamped<CallMoved>),
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use vicifast_engine::{
-    Cause, ExtensionInUse, IncomingCall, RefusedCall, RegistrationState, SoftphoneState,
+    CallMoved, Cause, ExtensionInUse, IncomingCall, RefusedCall, RegistrationState, SoftphoneState,
     SoftphoneStatus, Stamped, Status,
 };
 
@@ -147,6 +147,15 @@ pub fn from_refused_call(refused: &Stamped<RefusedCall>) -> TimelineEntry {
             "Call from {} refused: {}.",
             refused.inner.call.from, refused.inner.reason
         ),
+    }
+}
+
+/// The timeline entry for a network change during a call: what the agent can do about it.
+pub fn from_call_moved(moved: &Stamped<CallMoved>) -> TimelineEntry {
+    TimelineEntry {
+        at: moved.at.clone(),
+        kind: "call_moved".to_owned(),
+        text: moved.inner.message.clone(),
     }
 }
 

@@ -228,4 +228,24 @@ mod tests {
         };
         assert_eq!(from_call(&call).kind, "incoming_call");
     }
+
+    #[test]
+    fn a_call_across_a_network_change_says_what_to_do() {
+        let moved = Stamped {
+            at: "2026-11-26T05:00:00.000Z".to_owned(),
+            inner: CallMoved::new(
+                "default",
+                Vec::new(),
+                [198, 18, 1, 10].into(),
+                [198, 18, 2, 10].into(),
+            ),
+        };
+        let e = from_call_moved(&moved);
+        assert_eq!(e.kind, "call_moved");
+        assert!(
+            e.text.contains("if you cannot hear the caller"),
+            "{}",
+            e.text
+        );
+    }
 }

@@ -226,3 +226,30 @@ pub fn extension_in_use(info: &ExtensionInUse, pid: u32) -> String {
         info.message, info.take_over_note
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vicifast_engine::{CallDirection, CallInProgress};
+
+    #[test]
+    fn a_call_across_a_network_change_is_one_line_in_words() {
+        let moved = Stamped {
+            at: "2026-12-04T08:30:12.000Z".to_owned(),
+            inner: CallMoved::new(
+                "office",
+                vec![CallInProgress {
+                    call_id: "c1".to_owned(),
+                    direction: CallDirection::Incoming,
+                    other_party: "sip:200@pbx\x1b[2J".to_owned(),
+                }],
+                [198, 18, 1, 10].into(),
+                [198, 18, 2, 10].into(),
+            ),
+        };
+        let line = call_moved(&moved);
+        assert!(!line.contains('\n') && !line.contains('\x1b'), "{line:?}");
+        assert!(line.starts_with("08:30:12 office The network changed during your call: if you cannot hear the caller, put the call on hold and take it off hold"), "{line}");
+        assert!(line.contains("from 198.18.1.10 to 198.18.2.10"), "{line}");
+    }
+}

@@ -19,7 +19,8 @@ pub const TRACE_LIMIT: usize = 300;
 pub struct UiState {
     pub settings: Option<UiSettings>,
     pub has_password: bool,
-    /// The last status: the engine's, or one the app made in the same shape.
+    /// The last status: the engine's, or one the app made in the same shape (an unreadable
+    /// settings file, problem code `settings_file`, which is not one of the engine's codes).
     #[cfg_attr(test, ts(as = "Option<Stamped<vicifast_engine::Status>>"))]
     pub status: Option<serde_json::Value>,
     pub timeline: Vec<TimelineEntry>,

@@ -10,6 +10,7 @@ use vicifast_core::{
 
 /// A value with the moment it was produced (RFC 3339, UTC, milliseconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Stamped<T> {
     pub at: String,
     #[serde(flatten)]

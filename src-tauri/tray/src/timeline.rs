@@ -8,6 +8,7 @@ use vicifast_engine::{
 
 /// One line of the timeline (`TimelineEntry` in the IPC contract).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct TimelineEntry {
     pub at: String,
     pub kind: String,

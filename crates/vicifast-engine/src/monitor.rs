@@ -7,8 +7,10 @@
 //! - Linux: an rtnetlink socket subscribed to the link, address *and route* groups. The common
 //!   cross-platform crates watch addresses only, and a Wi-Fi→wired switch with both links up
 //!   changes the default route without any address event.
-//! - elsewhere: `if-watch` (interface address events from the system APIs). Route-only changes
-//!   there are caught by the route re-check that rides on every keep-alive (25 s on UDP).
+//! - Windows: `if-watch` (address events) and route-change notices (NotifyRouteChange2, through
+//!   `vicifast-win32`), so a route-only switch is heard at once there too.
+//! - elsewhere (macOS): `if-watch`. Route-only changes there are caught by the route re-check
+//!   that rides on every keep-alive (25 s on UDP).
 
 use std::io;
 
@@ -76,23 +78,58 @@ mod platform {
 
     pub struct Monitor {
         watcher: if_watch::tokio::IfWatcher,
+        #[cfg(windows)]
+        routes: Routes,
+    }
+
+    /// Route-change notices, arriving on a system thread, turned into a wake-up here.
+    #[cfg(windows)]
+    struct Routes {
+        changed: std::sync::Arc<tokio::sync::Notify>,
+        _watch: vicifast_win32::RouteWatch,
     }
 
     impl Monitor {
         pub fn new() -> io::Result<Self> {
             Ok(Self {
                 watcher: if_watch::tokio::IfWatcher::new()?,
+                #[cfg(windows)]
+                routes: {
+                    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+                    let notify = changed.clone();
+                    // notify_one keeps one wake-up when nobody waits: a burst of route
+                    // changes costs one re-check.
+                    let watch = vicifast_win32::RouteWatch::new(move || notify.notify_one())?;
+                    Routes {
+                        changed,
+                        _watch: watch,
+                    }
+                },
             })
         }
-    }
 
-    impl super::NetworkMonitor for Monitor {
-        async fn changed(&mut self) -> io::Result<()> {
+        async fn address_changed(&mut self) -> io::Result<()> {
             match self.watcher.next().await {
                 Some(Ok(_)) => Ok(()),
                 Some(Err(err)) => Err(err),
                 None => Err(io::Error::other("interface watcher ended")),
             }
+        }
+    }
+
+    impl super::NetworkMonitor for Monitor {
+        #[cfg(windows)]
+        async fn changed(&mut self) -> io::Result<()> {
+            let routes = self.routes.changed.clone();
+            tokio::select! {
+                changed = self.address_changed() => changed,
+                () = routes.notified() => Ok(()),
+            }
+        }
+
+        #[cfg(not(windows))]
+        async fn changed(&mut self) -> io::Result<()> {
+            self.address_changed().await
         }
     }
 }

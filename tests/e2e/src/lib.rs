@@ -5,6 +5,7 @@
 //! Nothing here sleeps to synchronise: waits are on conditions, each under a deadline.
 
 mod cli;
+pub mod edge;
 pub mod fake_registrar;
 pub mod fleet;
 pub mod netns;

@@ -7,15 +7,17 @@
 //! interval, long before the next refresh.
 #![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
-use std::time::{Duration, Instant};
-use vicifast_e2e::softphone::{baresip_available, Placement, Softphone, SoftphoneOptions};
-use vicifast_e2e::{register_args, Cli, Registrar, RegistrarOptions, Transport, WAIT};
+use vicifast_e2e::edge::{
+    answering_softphone, skip_without_baresip, start_vicifast, stop_vicifast, vicifast_contact,
+    wait_bindings,
+};
+use vicifast_e2e::softphone::{Placement, Softphone};
+use vicifast_e2e::{Registrar, RegistrarOptions, WAIT};
 
 #[test]
 fn a_softphone_that_also_registers_directly_is_reported_and_not_fought() {
     let test = "a_softphone_that_also_registers_directly_is_reported_and_not_fought";
-    if !baresip_available() {
-        vicifast_e2e::skip::skipped(test, "needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules (make test-e2e installs it)");
+    if skip_without_baresip(test) {
         return;
     }
     let registrar = Registrar::start(RegistrarOptions::default()).unwrap();
@@ -24,35 +26,13 @@ fn a_softphone_that_also_registers_directly_is_reported_and_not_fought() {
     // The registrar's answer to a binding check lists every binding of the extension: that is
     // where the conflict shows. The default lifetime keeps the next refresh minutes away, so
     // only the check (every 2 s here) can find it in time.
-    let mut cli = Cli::spawn(
-        &register_args(
-            &registrar,
-            Transport::Udp,
-            &ext,
-            &[
-                "--softphone-listen",
-                "127.0.0.1:0",
-                "--binding-check-interval",
-                "2",
-            ],
-        ),
+    let (mut cli, listen) = start_vicifast(
+        &registrar,
+        &ext,
         &password,
-    )
-    .unwrap();
-    let listen = cli
-        .wait_for(|s| s["event"] == "softphone_listener", WAIT)
-        .unwrap()["listen"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    cli.wait_for_state("registered", WAIT).unwrap();
-    let vicifast_contact = cli
-        .statuses()
-        .iter()
-        .rev()
-        .filter(|s| s["event"] == "status")
-        .find_map(|s| s["contact"].as_str().map(str::to_owned))
-        .unwrap();
+        &["--binding-check-interval", "2"],
+    );
+    let vicifast_contact = vicifast_contact(&cli);
 
     // One baresip, two accounts for the extension: through VICIfast, and straight to Kamailio.
     let direct = format!(
@@ -60,31 +40,20 @@ fn a_softphone_that_also_registers_directly_is_reported_and_not_fought() {
         registrar.udp_port()
     );
     let phone = Softphone::start_with_accounts(
-        &SoftphoneOptions {
-            user: ext.clone(),
-            password: password.clone(),
-            domain: "127.0.0.1".into(),
-            outbound: format!("sip:{listen}"),
-            regint: 60,
-            tone: 1000.0,
-            auto_answer: true,
-            tcp: false,
-        },
+        &answering_softphone(
+            &ext,
+            &password,
+            "127.0.0.1",
+            format!("sip:{listen}"),
+            1000.0,
+        ),
         &Placement::loopback(),
         &[direct],
         &[],
     )
     .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while registrar.bindings(&ext).unwrap().len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the direct account did not register: {:?}\n{}",
-            registrar.bindings(&ext),
-            phone.output_tail()
-        );
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
+    // VICIfast's binding and the direct account's.
+    wait_bindings(&registrar, &ext, 2, &phone);
 
     let reported = cli
         .wait_for(
@@ -124,6 +93,5 @@ fn a_softphone_that_also_registers_directly_is_reported_and_not_fought() {
     );
 
     drop(phone);
-    cli.interrupt().unwrap();
-    assert!(cli.wait_exit(WAIT).unwrap().success());
+    stop_vicifast(cli);
 }

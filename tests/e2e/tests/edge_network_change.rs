@@ -27,15 +27,17 @@
 //! Root only (network namespaces); skipped with a message otherwise, or without baresip.
 #![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use vicifast_e2e::netns::{have_root, run, Link, Topology, TopologyOptions, REGISTRAR_ADDR};
-use vicifast_e2e::softphone::{
-    analyse_wav, baresip_available, longest_silence, Placement, Softphone, SoftphoneOptions,
+use vicifast_e2e::edge::{
+    answering_softphone, assert_tone, new_recording, skip_without_baresip, wait_bindings,
+    wait_count, wait_listener, wait_softphone_state, Extensions,
 };
+use vicifast_e2e::netns::{have_root, run, Link, Topology, TopologyOptions, REGISTRAR_ADDR};
+use vicifast_e2e::softphone::{longest_silence, Placement, Softphone};
 use vicifast_e2e::{Cli, Registrar, RegistrarOptions, WAIT};
 
 /// The softphone's tone and the caller's: far apart, so each recording says who was heard.
@@ -69,11 +71,7 @@ fn skip(test: &str) -> bool {
     if !have_root(test) {
         return true;
     }
-    if !baresip_available() {
-        vicifast_e2e::skip::skipped(test, "needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules (make test-e2e installs it)");
-        return true;
-    }
-    false
+    skip_without_baresip(test)
 }
 
 impl Site {
@@ -93,13 +91,12 @@ impl Site {
             REGISTRAR_ADDR,
         )
         .unwrap();
-        let ext = vicifast_e2e::random_extension();
-        let mut caller_ext = vicifast_e2e::random_extension();
-        while caller_ext == ext {
-            caller_ext = vicifast_e2e::random_extension();
-        }
-        let password = registrar.add_user(&ext).unwrap();
-        let caller_password = registrar.add_user(&caller_ext).unwrap();
+        let Extensions {
+            ext,
+            password,
+            peer_ext: caller_ext,
+            peer_password: caller_password,
+        } = Extensions::add(&registrar);
         let registrar_addr = format!("{REGISTRAR_ADDR}:{}", registrar.udp_port());
 
         // VICIfast in the laptop namespace, with a private /etc/hosts and resolv.conf.
@@ -125,58 +122,37 @@ impl Site {
         );
         let mut vicifast =
             Cli::spawn_program(PathBuf::from(wrapper.get_program()), &args, &password).unwrap();
-        vicifast
-            .wait_for(|s| s["event"] == "softphone_listener", WAIT)
-            .unwrap();
+        wait_listener(&mut vicifast);
         let registered = vicifast.wait_for_state("registered", WAIT).unwrap();
         let first_contact = registered["contact"].as_str().unwrap().to_owned();
 
         let phone = Softphone::start_placed(
-            &SoftphoneOptions {
-                user: ext.clone(),
-                password,
-                domain: REGISTRAR_ADDR.into(),
-                outbound: format!("sip:{LISTEN}"),
-                regint: 60,
-                tone: SOFTPHONE_TONE,
-                auto_answer: true,
-                tcp: false,
-            },
+            &answering_softphone(
+                &ext,
+                &password,
+                REGISTRAR_ADDR,
+                format!("sip:{LISTEN}"),
+                SOFTPHONE_TONE,
+            ),
             &Placement::netns(topo.cli().name(), [127, 0, 0, 1].into()),
             &[],
         )
         .unwrap();
-        if let Err(err) = vicifast.wait_for(
-            |s| s["event"] == "softphone" && s["state"] == "answering",
-            WAIT,
-        ) {
-            panic!("{err}\n--- baresip ---\n{}", phone.output_tail());
-        }
+        wait_softphone_state(&mut vicifast, "answering", || phone.output_tail());
 
         let caller = Softphone::start_placed(
-            &SoftphoneOptions {
-                user: caller_ext.clone(),
-                password: caller_password,
-                domain: REGISTRAR_ADDR.into(),
-                outbound: format!("sip:{registrar_addr}"),
-                regint: 60,
-                tone: CALLER_TONE,
-                auto_answer: true,
-                tcp: false,
-            },
+            &answering_softphone(
+                &caller_ext,
+                &caller_password,
+                REGISTRAR_ADDR,
+                format!("sip:{registrar_addr}"),
+                CALLER_TONE,
+            ),
             &Placement::netns(topo.reg().name(), REGISTRAR_ADDR.parse().unwrap()),
             &[],
         )
         .unwrap();
-        let deadline = Instant::now() + WAIT;
-        while registrar.bindings(&caller_ext).unwrap().is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "the caller did not register: {}",
-                caller.output_tail()
-            );
-            std::thread::park_timeout(Duration::from_millis(50));
-        }
+        wait_bindings(&registrar, &caller_ext, 1, &caller);
         Site {
             phone,
             caller,
@@ -252,63 +228,14 @@ impl Site {
         self.caller
             .command("dial", &format!("sip:{}@{REGISTRAR_ADDR}", self.ext))
             .unwrap();
-        let phone_heard = new_recording(&self.phone, phone_before, "softphone");
-        let caller_heard = new_recording(&self.caller, caller_before, "caller");
+        let phone_heard = new_recording(&self.phone, phone_before.as_deref(), "the softphone");
+        let caller_heard = new_recording(&self.caller, caller_before.as_deref(), "the caller");
         self.phone.wait_heard(2.0, WAIT).unwrap();
         self.caller.wait_heard(2.0, WAIT).unwrap();
-        assert_tone(&phone_heard, CALLER_TONE, "softphone");
-        assert_tone(&caller_heard, SOFTPHONE_TONE, "caller");
+        assert_tone(&phone_heard, CALLER_TONE, "the softphone");
+        assert_tone(&caller_heard, SOFTPHONE_TONE, "the caller");
         (phone_heard, caller_heard)
     }
-}
-
-/// Waits until `phone` has a recording other than `before` (a new call's) and returns it.
-#[track_caller]
-fn new_recording(phone: &Softphone, before: Option<PathBuf>, who: &str) -> PathBuf {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match phone.heard_file() {
-            Some(file) if Some(&file) != before.as_ref() => return file,
-            _ => {
-                assert!(
-                    Instant::now() < deadline,
-                    "no new call at the {who}: {}",
-                    phone.output_tail()
-                );
-                std::thread::park_timeout(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-/// Asserts a recording carries `expected` Hz (±5 %) loudly, and prints what was measured.
-#[track_caller]
-fn assert_tone(file: &Path, expected: f64, who: &str) {
-    let heard = analyse_wav(file).unwrap();
-    assert!(
-        heard.rms > 1000.0,
-        "the {who} heard near silence: {heard:?}"
-    );
-    assert!(
-        (heard.frequency - expected).abs() < expected * 0.05,
-        "the {who} heard {heard:?}, expected {expected} Hz"
-    );
-    eprintln!(
-        "the {who} heard {:.1} Hz (rms {:.0}) over {:.1} s",
-        heard.frequency, heard.rms, heard.seconds
-    );
-}
-
-/// Waits until `phone` has printed `needle` more than `before` times.
-fn wait_count(phone: &Softphone, needle: &str, before: usize, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while phone.count_output(needle) <= before {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-    true
 }
 
 /// Watches a recording grow (baresip's `sndfile` dump is written as RTP arrives): when each

@@ -15,10 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use vicifast_e2e::softphone::{
-    analyse_wav, baresip_available, free_port_pair, free_udp_port, Softphone, SoftphoneOptions,
+use vicifast_e2e::edge::{
+    answering_softphone, assert_tone, skip_without_baresip, start_vicifast, stop_vicifast,
+    vicifast_contact, wait_bindings, wait_softphone_state, Extensions,
 };
-use vicifast_e2e::{register_args, Cli, Registrar, RegistrarOptions, Transport, WAIT};
+use vicifast_e2e::softphone::{free_port_pair, free_udp_port, Softphone};
+use vicifast_e2e::{Registrar, RegistrarOptions, WAIT};
 
 const REGISTER_SCENARIO: &str = include_str!("../sipp/softphone-register.xml");
 const ANSWER_SCENARIO: &str = include_str!("../sipp/softphone-answer.xml");
@@ -156,8 +158,7 @@ fn sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call() {
         vicifast_e2e::skip::skipped(test, "needs SIPp (sip-tester; make test-e2e installs it)");
         return;
     };
-    if !baresip_available() {
-        vicifast_e2e::skip::skipped(test, "needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules (make test-e2e installs it)");
+    if skip_without_baresip(test) {
         return;
     }
     let registrar = Registrar::start(RegistrarOptions {
@@ -165,46 +166,17 @@ fn sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call() {
         ..RegistrarOptions::default()
     })
     .unwrap();
-    let ext = vicifast_e2e::random_extension();
-    let mut caller_ext = vicifast_e2e::random_extension();
-    while caller_ext == ext {
-        caller_ext = vicifast_e2e::random_extension();
-    }
-    let password = registrar.add_user(&ext).unwrap();
-    let caller_password = registrar.add_user(&caller_ext).unwrap();
-
-    let mut cli = Cli::spawn(
-        &register_args(
-            &registrar,
-            Transport::Udp,
-            &ext,
-            &["--softphone-listen", "127.0.0.1:0"],
-        ),
-        &password,
-    )
-    .unwrap();
-    let listen = cli
-        .wait_for(|s| s["event"] == "softphone_listener", WAIT)
-        .unwrap()["listen"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    cli.wait_for_state("registered", WAIT).unwrap();
-    let vicifast_contact = cli
-        .statuses()
-        .iter()
-        .rev()
-        .filter(|s| s["event"] == "status")
-        .find_map(|s| s["contact"].as_str().map(str::to_owned))
-        .unwrap();
+    let Extensions {
+        ext,
+        password,
+        peer_ext: caller_ext,
+        peer_password: caller_password,
+    } = Extensions::add(&registrar);
+    let (mut cli, listen) = start_vicifast(&registrar, &ext, &password, &[]);
+    let vicifast_contact = vicifast_contact(&cli);
 
     let phone = SippSoftphone::start(&sipp, &listen, &ext, "127.0.0.1", &password);
-    let answering = cli
-        .wait_for(
-            |s| s["event"] == "softphone" && s["state"] == "answering",
-            WAIT,
-        )
-        .unwrap_or_else(|e| panic!("{e}\n--- SIPp ---\n{}", tail(&phone.messages(), 60)));
+    let answering = wait_softphone_state(&mut cli, "answering", || tail(&phone.messages(), 60));
     eprintln!("VICIfast reports: {answering}");
     let contact = answering["contact"].as_str().unwrap_or_default();
     assert!(
@@ -229,28 +201,17 @@ fn sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call() {
     );
 
     let caller = Softphone::start(
-        &SoftphoneOptions {
-            user: caller_ext.clone(),
-            password: caller_password,
-            domain: "127.0.0.1".into(),
-            outbound: format!("sip:127.0.0.1:{}", registrar.udp_port()),
-            regint: 60,
-            tone: CALLER_TONE,
-            auto_answer: true,
-            tcp: false,
-        },
+        &answering_softphone(
+            &caller_ext,
+            &caller_password,
+            "127.0.0.1",
+            format!("sip:127.0.0.1:{}", registrar.udp_port()),
+            CALLER_TONE,
+        ),
         &[],
     )
     .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while registrar.bindings(&caller_ext).unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the caller did not register: {}",
-            caller.output_tail()
-        );
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
+    wait_bindings(&registrar, &caller_ext, 1, &caller);
 
     caller
         .command("dial", &format!("sip:{ext}@127.0.0.1"))
@@ -264,16 +225,7 @@ fn sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call() {
     // SIPp echoes what it receives: the caller hears its own tone, back through the media path
     // VICIfast's SDP set up.
     let heard = caller.wait_heard(2.0, WAIT).unwrap();
-    let echo = analyse_wav(&heard).unwrap();
-    eprintln!(
-        "the caller heard its tone echoed by SIPp: {:.1} Hz (rms {:.0})",
-        echo.frequency, echo.rms
-    );
-    assert!(echo.rms > 1000.0, "the caller heard near silence: {echo:?}");
-    assert!(
-        (echo.frequency - CALLER_TONE).abs() < CALLER_TONE * 0.05,
-        "{echo:?}"
-    );
+    assert_tone(&heard, CALLER_TONE, "the caller (its tone echoed by SIPp)");
 
     // The caller hangs up: its BYE passes Kamailio and VICIfast, and SIPp answers it.
     caller.command("hangup", "").unwrap();
@@ -284,6 +236,5 @@ fn sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call() {
 
     drop(caller);
     drop(phone);
-    cli.interrupt().unwrap();
-    assert!(cli.wait_exit(WAIT).unwrap().success());
+    stop_vicifast(cli);
 }

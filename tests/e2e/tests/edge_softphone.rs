@@ -15,22 +15,17 @@
 //! - The listener refuses addresses off this computer.
 #![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
-use serde_json::Value;
-use std::time::{Duration, Instant};
-use vicifast_e2e::softphone::{analyse_wav, baresip_available, Softphone, SoftphoneOptions};
+use std::time::Instant;
+use vicifast_e2e::edge::{
+    answering_softphone, assert_tone, new_recording, skip_without_baresip, start_vicifast,
+    stop_vicifast, vicifast_contact, wait_bindings, wait_count, wait_softphone_state, Extensions,
+};
+use vicifast_e2e::softphone::{Softphone, SoftphoneOptions};
 use vicifast_e2e::{register_args, Cli, Registrar, RegistrarOptions, Transport, WAIT};
 
 /// The softphone's tone and the other party's: far apart, so each recording says who was heard.
 const SOFTPHONE_TONE: f64 = 1000.0;
 const PEER_TONE: f64 = 440.0;
-
-fn skip_without_baresip(test: &str) -> bool {
-    if baresip_available() {
-        return false;
-    }
-    vicifast_e2e::skip::skipped(test, "needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules (make test-e2e installs it)");
-    true
-}
 
 /// Kamailio proxying calls, with two users: the agent's extension and another one.
 struct Office {
@@ -47,13 +42,12 @@ fn office() -> Office {
         ..RegistrarOptions::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    let ext = vicifast_e2e::random_extension();
-    let mut peer_ext = vicifast_e2e::random_extension();
-    while peer_ext == ext {
-        peer_ext = vicifast_e2e::random_extension();
-    }
-    let password = registrar.add_user(&ext).unwrap();
-    let peer_password = registrar.add_user(&peer_ext).unwrap();
+    let Extensions {
+        ext,
+        password,
+        peer_ext,
+        peer_password,
+    } = Extensions::add(&registrar);
     Office {
         registrar,
         ext,
@@ -63,23 +57,9 @@ fn office() -> Office {
     }
 }
 
-/// `vicifast-cli register … --softphone-listen 127.0.0.1:0`, registered; returns the listener.
-fn start_vicifast(office: &Office, extra: &[&str]) -> (Cli, String) {
-    let mut args = vec!["--softphone-listen", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let mut cli = Cli::spawn(
-        &register_args(&office.registrar, Transport::Udp, &office.ext, &args),
-        &office.password,
-    )
-    .unwrap();
-    let listen = cli
-        .wait_for(|s| s["event"] == "softphone_listener", WAIT)
-        .unwrap()["listen"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    cli.wait_for_state("registered", WAIT).unwrap();
-    (cli, listen)
+/// VICIfast registered for the agent's extension, with its softphone listener's address.
+fn vicifast(office: &Office, extra: &[&str]) -> (Cli, String) {
+    start_vicifast(&office.registrar, &office.ext, &office.password, extra)
 }
 
 fn softphone(office: &Office, listen: &str, password: &str) -> Softphone {
@@ -89,14 +69,14 @@ fn softphone(office: &Office, listen: &str, password: &str) -> Softphone {
 fn softphone_over(office: &Office, listen: &str, password: &str, tcp: bool) -> Softphone {
     Softphone::start(
         &SoftphoneOptions {
-            user: office.ext.clone(),
-            password: password.to_owned(),
-            domain: "127.0.0.1".into(),
-            outbound: format!("sip:{listen}"),
-            regint: 60,
-            tone: SOFTPHONE_TONE,
-            auto_answer: true,
             tcp,
+            ..answering_softphone(
+                &office.ext,
+                password,
+                "127.0.0.1",
+                format!("sip:{listen}"),
+                SOFTPHONE_TONE,
+            )
         },
         &[],
     )
@@ -106,61 +86,23 @@ fn softphone_over(office: &Office, listen: &str, password: &str, tcp: bool) -> S
 /// The other extension, registered directly with Kamailio.
 fn peer(office: &Office) -> Softphone {
     let peer = Softphone::start(
-        &SoftphoneOptions {
-            user: office.peer_ext.clone(),
-            password: office.peer_password.clone(),
-            domain: "127.0.0.1".into(),
-            outbound: format!("sip:127.0.0.1:{}", office.registrar.udp_port()),
-            regint: 60,
-            tone: PEER_TONE,
-            auto_answer: true,
-            tcp: false,
-        },
+        &answering_softphone(
+            &office.peer_ext,
+            &office.peer_password,
+            "127.0.0.1",
+            format!("sip:127.0.0.1:{}", office.registrar.udp_port()),
+            PEER_TONE,
+        ),
         &[],
     )
     .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while office
-        .registrar
-        .bindings(&office.peer_ext)
-        .unwrap()
-        .is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the peer did not register: {}",
-            peer.output_tail()
-        );
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
+    wait_bindings(&office.registrar, &office.peer_ext, 1, &peer);
     peer
 }
 
 #[track_caller]
-fn softphone_state(cli: &mut Cli, phone: &Softphone, state: &str, timeout: Duration) -> Value {
-    match cli.wait_for(
-        |s| s["event"] == "softphone" && s["state"] == state,
-        timeout,
-    ) {
-        Ok(status) => status,
-        Err(err) => panic!("{err}\n--- baresip ---\n{}", phone.output_tail()),
-    }
-}
-
-/// Asserts a recording is `expected` Hz (±5 %) and loud, and returns the frequency measured.
-#[track_caller]
-fn assert_tone(file: &std::path::Path, expected: f64, who: &str) -> f64 {
-    let heard = analyse_wav(file).unwrap();
-    assert!(heard.rms > 1000.0, "{who} heard near silence: {heard:?}");
-    assert!(
-        (heard.frequency - expected).abs() < expected * 0.05,
-        "{who} heard {heard:?}, expected {expected} Hz"
-    );
-    eprintln!(
-        "{who} heard {:.1} Hz (rms {:.0}) over {:.1} s",
-        heard.frequency, heard.rms, heard.seconds
-    );
-    heard.frequency
+fn softphone_state(cli: &mut Cli, phone: &Softphone, state: &str) -> serde_json::Value {
+    wait_softphone_state(cli, state, || phone.output_tail())
 }
 
 #[test]
@@ -171,17 +113,11 @@ fn the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local()
         return;
     }
     let office = office();
-    let (mut cli, listen) = start_vicifast(&office, &[]);
-    let vicifast_contact = cli
-        .statuses()
-        .iter()
-        .rev()
-        .filter(|s| s["event"] == "status")
-        .find_map(|s| s["contact"].as_str().map(str::to_owned))
-        .unwrap();
+    let (mut cli, listen) = vicifast(&office, &[]);
+    let vicifast_contact = vicifast_contact(&cli);
 
     let phone = softphone(&office, &listen, &office.password);
-    let status = softphone_state(&mut cli, &phone, "answering", WAIT);
+    let status = softphone_state(&mut cli, &phone, "answering");
     assert!(
         status["user_agent"]
             .as_str()
@@ -219,8 +155,7 @@ fn the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local()
         .sole_binding(&office.ext, &vicifast_contact);
     drop(wrong);
     drop(phone);
-    cli.interrupt().unwrap();
-    assert!(cli.wait_exit(WAIT).unwrap().success());
+    stop_vicifast(cli);
 }
 
 #[test]
@@ -231,9 +166,9 @@ fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() 
         return;
     }
     let office = office();
-    let (mut cli, listen) = start_vicifast(&office, &[]);
+    let (mut cli, listen) = vicifast(&office, &[]);
     let phone = softphone(&office, &listen, &office.password);
-    softphone_state(&mut cli, &phone, "answering", WAIT);
+    softphone_state(&mut cli, &phone, "answering");
     let peer = peer(&office);
 
     // In: the other extension calls the agent's.
@@ -245,8 +180,8 @@ fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() 
         .unwrap();
     let heard_by_softphone = phone.wait_heard(2.0, WAIT).unwrap();
     let heard_by_peer = peer.wait_heard(2.0, WAIT).unwrap();
-    assert_tone(&heard_by_softphone, PEER_TONE, "softphone (call in)");
-    assert_tone(&heard_by_peer, SOFTPHONE_TONE, "caller (call in)");
+    assert_tone(&heard_by_softphone, PEER_TONE, "the softphone (call in)");
+    assert_tone(&heard_by_peer, SOFTPHONE_TONE, "the caller (call in)");
     // The caller hangs up: its BYE reaches the softphone through Kamailio and VICIfast.
     peer.command("hangup", "").unwrap();
     phone.wait_for_output("terminated", WAIT).unwrap();
@@ -260,24 +195,10 @@ fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() 
     phone
         .command("dial", &format!("sip:{}@127.0.0.1", office.peer_ext))
         .unwrap();
-    let first_peer_call = heard_by_peer.clone();
-    let deadline = Instant::now() + WAIT;
-    let heard_out = loop {
-        match peer.heard_file() {
-            Some(f) if f != first_peer_call => break f,
-            _ => {
-                assert!(
-                    Instant::now() < deadline,
-                    "no second call at the peer: {}",
-                    peer.output_tail()
-                );
-                std::thread::park_timeout(Duration::from_millis(50));
-            }
-        }
-    };
+    let heard_out = new_recording(&peer, Some(&heard_by_peer), "the peer");
     peer.wait_heard(2.0, WAIT).unwrap();
     phone.wait_heard(2.0, WAIT).unwrap();
-    assert_tone(&heard_out, SOFTPHONE_TONE, "callee (call out)");
+    assert_tone(&heard_out, SOFTPHONE_TONE, "the callee (call out)");
     let challenges = office
         .registrar
         .log_text()
@@ -289,19 +210,14 @@ fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() 
         office.registrar.log_tail()
     );
     phone.command("hangup", "").unwrap();
-    let deadline = Instant::now() + WAIT;
-    while peer.count_output("terminated") < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the softphone's BYE did not end the call: {}",
-            peer.output_tail()
-        );
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
+    assert!(
+        wait_count(&peer, "terminated", 1, WAIT),
+        "the softphone's BYE did not end the call: {}",
+        peer.output_tail()
+    );
     drop(phone);
     drop(peer);
-    cli.interrupt().unwrap();
-    assert!(cli.wait_exit(WAIT).unwrap().success());
+    stop_vicifast(cli);
 }
 
 #[test]
@@ -310,23 +226,22 @@ fn a_softphone_over_tcp_registers_and_takes_a_call() {
         return;
     }
     let office = office();
-    let (mut cli, listen) = start_vicifast(&office, &[]);
+    let (mut cli, listen) = vicifast(&office, &[]);
     let phone = softphone_over(&office, &listen, &office.password, true);
-    let status = softphone_state(&mut cli, &phone, "answering", WAIT);
+    let status = softphone_state(&mut cli, &phone, "answering");
     assert_eq!(status["transport"], "tcp", "{status}");
     let peer = peer(&office);
     peer.command("dial", &format!("sip:{}@127.0.0.1", office.ext))
         .unwrap();
     let heard = phone.wait_heard(2.0, WAIT).unwrap();
-    assert_tone(&heard, PEER_TONE, "softphone over TCP (call in)");
+    assert_tone(&heard, PEER_TONE, "the softphone over TCP (call in)");
     let heard = peer.wait_heard(2.0, WAIT).unwrap();
-    assert_tone(&heard, SOFTPHONE_TONE, "caller of the TCP softphone");
+    assert_tone(&heard, SOFTPHONE_TONE, "the caller of the TCP softphone");
     peer.command("hangup", "").unwrap();
     phone.wait_for_output("terminated", WAIT).unwrap();
     drop(phone);
     drop(peer);
-    cli.interrupt().unwrap();
-    assert!(cli.wait_exit(WAIT).unwrap().success());
+    stop_vicifast(cli);
 }
 
 #[test]
@@ -335,15 +250,15 @@ fn a_softphone_that_stops_is_reported_and_calls_get_an_answer_at_once() {
         return;
     }
     let office = office();
-    let (mut cli, listen) = start_vicifast(&office, &["--softphone-check-interval", "2"]);
+    let (mut cli, listen) = vicifast(&office, &["--softphone-check-interval", "2"]);
     let mut phone = softphone(&office, &listen, &office.password);
-    softphone_state(&mut cli, &phone, "answering", WAIT);
+    softphone_state(&mut cli, &phone, "answering");
     let peer = peer(&office);
 
     // A crash: no un-REGISTER, the softphone just stops answering.
     phone.kill();
     let stopped = Instant::now();
-    softphone_state(&mut cli, &phone, "not_answering", WAIT);
+    softphone_state(&mut cli, &phone, "not_answering");
     eprintln!(
         "reported not answering {:?} after the kill (check interval 2 s)",
         stopped.elapsed()
@@ -362,8 +277,7 @@ fn a_softphone_that_stops_is_reported_and_calls_get_an_answer_at_once() {
     );
     peer.wait_for_output("480", WAIT).unwrap();
     drop(peer);
-    cli.interrupt().unwrap();
-    assert!(cli.wait_exit(WAIT).unwrap().success());
+    stop_vicifast(cli);
 }
 
 #[test]

@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+mod common;
+
+use common::{header, ok, wait_for, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
@@ -12,40 +14,6 @@ use vicifast_engine::{
     AccountConfig, Cause, DriverOptions, EngineEvent, Password, ProblemCode, Registration,
     RegistrationState, ServerAddress, Status, Transport,
 };
-
-/// Every wait is bounded so a broken driver fails the test instead of hanging it.
-const WAIT: Duration = Duration::from_secs(20);
-
-fn header(text: &str, name: &str) -> Option<String> {
-    text.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
-    })
-}
-
-/// 200 OK to a REGISTER, listing its Contact (if any) as the one binding.
-fn ok(req: &str) -> String {
-    let mut text = String::from("SIP/2.0 200 OK\r\n");
-    for name in ["Via", "From", "Call-ID", "CSeq"] {
-        text.push_str(&format!(
-            "{name}: {}\r\n",
-            header(req, name).unwrap_or_default()
-        ));
-    }
-    text.push_str(&format!(
-        "To: {};tag=t\r\n",
-        header(req, "To").unwrap_or_default()
-    ));
-    if let Some(contact) = header(req, "Contact") {
-        if !contact.contains("expires=0") {
-            text.push_str(&format!("Contact: {contact}\r\n"));
-        }
-    }
-    text.push_str("Content-Length: 0\r\n\r\n");
-    text
-}
 
 fn config(port: u16, transport: Transport) -> AccountConfig {
     let mut c = AccountConfig::new(
@@ -61,17 +29,11 @@ async fn next_status(
     events: &mut mpsc::UnboundedReceiver<EngineEvent>,
     want: impl Fn(&Status) -> bool,
 ) -> Status {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match events.recv().await {
-                Some(EngineEvent::Status(s)) if want(&s.inner) => return s.inner,
-                Some(_) => {}
-                None => panic!("event stream ended"),
-            }
-        }
+    wait_for(events, |e| match e {
+        EngineEvent::Status(s) if want(&s.inner) => Some(s.inner.clone()),
+        _ => None,
     })
     .await
-    .expect("status within the bound")
 }
 
 #[tokio::test]

@@ -6,47 +6,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{header, ok, wait_for, WAIT};
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use vicifast_engine::{
     AccountConfig, DriverOptions, EdgeConfig, EngineEvent, FixedContact, Password, Registration,
     RegistrationState, ServerAddress, SoftphoneError, SoftphoneState, Transport,
 };
-
-/// Every wait is bounded so a broken driver fails the test instead of hanging it.
-const WAIT: Duration = Duration::from_secs(20);
-
-fn header(text: &str, name: &str) -> Option<String> {
-    text.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
-    })
-}
-
-fn ok(req: &str) -> String {
-    let mut text = String::from("SIP/2.0 200 OK\r\n");
-    for name in ["Via", "From", "Call-ID", "CSeq"] {
-        text.push_str(&format!(
-            "{name}: {}\r\n",
-            header(req, name).unwrap_or_default()
-        ));
-    }
-    text.push_str(&format!(
-        "To: {};tag=t\r\n",
-        header(req, "To").unwrap_or_default()
-    ));
-    if let Some(contact) = header(req, "Contact") {
-        if !contact.contains("expires=0") {
-            text.push_str(&format!("Contact: {contact}\r\n"));
-        }
-    }
-    text.push_str("Content-Length: 0\r\n\r\n");
-    text
-}
 
 /// The softphone's answer to a relayed request: every Via, in order, and its own Contact.
 fn answer(req: &str, status: &str, contact: SocketAddr) -> String {
@@ -112,20 +81,49 @@ async fn recv_text(socket: &UdpSocket) -> (SocketAddr, String) {
     (from, String::from_utf8_lossy(&buf[..n]).to_string())
 }
 
-async fn wait_for<T>(
-    events: &mut mpsc::UnboundedReceiver<EngineEvent>,
-    mut pick: impl FnMut(&EngineEvent) -> Option<T>,
-) -> T {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let event = events.recv().await.expect("event stream ended");
-            if let Some(found) = pick(&event) {
-                return found;
-            }
-        }
+/// A registration with its softphone listener: the handle, its events, the listener's address.
+type Started = (
+    Registration,
+    mpsc::UnboundedReceiver<EngineEvent>,
+    SocketAddr,
+);
+
+/// VICIfast with its softphone listener on loopback, registered with the scripted registrar at
+/// `registrar_addr`, relaying calls to the softphone at `softphone_addr`; returns it with its
+/// events and the listener's address.
+async fn registered_with_softphone(
+    registrar_addr: SocketAddr,
+    softphone_addr: SocketAddr,
+) -> Started {
+    let edge = EdgeConfig {
+        fixed_contact: Some(FixedContact::parse(&softphone_addr.to_string()).unwrap()),
+        ..loopback_listener()
+    };
+    let (reg, mut events, listen) = start(registrar_addr, edge).unwrap();
+    wait_for(&mut events, |e| match e {
+        EngineEvent::Status(s) if s.inner.state == RegistrationState::Registered => Some(()),
+        _ => None,
     })
-    .await
-    .expect("event within the bound")
+    .await;
+    (reg, events, listen)
+}
+
+/// A listener on a free loopback port.
+fn loopback_listener() -> EdgeConfig {
+    EdgeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..EdgeConfig::default()
+    }
+}
+
+/// Starts registering with the registrar at `registrar_addr`, with the softphone listener `edge`.
+fn start(registrar_addr: SocketAddr, edge: EdgeConfig) -> Result<Started, SoftphoneError> {
+    Registration::start_with_softphone(
+        config(registrar_addr),
+        Password::new("pw"),
+        DriverOptions::default(),
+        edge,
+    )
 }
 
 #[tokio::test]
@@ -133,24 +131,8 @@ async fn a_call_from_the_registrar_reaches_the_softphone_and_its_answer_goes_bac
     let (registrar_addr, registrar_socket, mut seen) = registrar().await;
     let softphone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let softphone_addr = softphone.local_addr().unwrap();
-    let edge = EdgeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        fixed_contact: Some(FixedContact::parse(&softphone_addr.to_string()).unwrap()),
-        ..EdgeConfig::default()
-    };
-    let (reg, mut events, listen) = Registration::start_with_softphone(
-        config(registrar_addr),
-        Password::new("pw"),
-        DriverOptions::default(),
-        edge,
-    )
-    .unwrap();
+    let (reg, _events, listen) = registered_with_softphone(registrar_addr, softphone_addr).await;
     assert!(listen.ip().is_loopback() && listen.port() != 0);
-    wait_for(&mut events, |e| match e {
-        EngineEvent::Status(s) if s.inner.state == RegistrationState::Registered => Some(()),
-        _ => None,
-    })
-    .await;
     let flow = loop {
         let (from, text) = seen.recv().await.unwrap();
         if text.starts_with("REGISTER ") {
@@ -212,17 +194,7 @@ async fn a_call_from_the_registrar_reaches_the_softphone_and_its_answer_goes_bac
 #[tokio::test]
 async fn a_softphone_register_is_challenged_here_and_never_reaches_the_registrar() {
     let (registrar_addr, _socket, mut seen) = registrar().await;
-    let edge = EdgeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..EdgeConfig::default()
-    };
-    let (reg, mut events, listen) = Registration::start_with_softphone(
-        config(registrar_addr),
-        Password::new("pw"),
-        DriverOptions::default(),
-        edge,
-    )
-    .unwrap();
+    let (reg, mut events, listen) = start(registrar_addr, loopback_listener()).unwrap();
     let first = wait_for(&mut events, |e| match e {
         EngineEvent::Softphone(s) => Some(s.inner.state),
         _ => None,
@@ -260,13 +232,7 @@ async fn a_listener_off_loopback_or_on_a_port_in_use_is_refused() {
         listen: "0.0.0.0:0".parse().unwrap(),
         ..EdgeConfig::default()
     };
-    let err = Registration::start_with_softphone(
-        config(registrar_addr),
-        Password::new("pw"),
-        DriverOptions::default(),
-        outside,
-    )
-    .unwrap_err();
+    let err = start(registrar_addr, outside).unwrap_err();
     assert!(matches!(err, SoftphoneError::Config(_)));
     assert!(err.to_string().contains("this computer only"), "{err}");
 
@@ -275,13 +241,7 @@ async fn a_listener_off_loopback_or_on_a_port_in_use_is_refused() {
         listen: taken.local_addr().unwrap(),
         ..EdgeConfig::default()
     };
-    let err = Registration::start_with_softphone(
-        config(registrar_addr),
-        Password::new("pw"),
-        DriverOptions::default(),
-        busy,
-    )
-    .unwrap_err();
+    let err = start(registrar_addr, busy).unwrap_err();
     assert!(
         err.to_string().contains("Another program uses this port"),
         "{err}"
@@ -296,23 +256,7 @@ async fn a_request_from_the_softphone_for_another_host_goes_to_the_registrar_onl
     // Another local "server" the request names: it must get nothing.
     let elsewhere = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let elsewhere_addr = elsewhere.local_addr().unwrap();
-    let edge = EdgeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        fixed_contact: Some(FixedContact::parse(&softphone_addr.to_string()).unwrap()),
-        ..EdgeConfig::default()
-    };
-    let (reg, mut events, listen) = Registration::start_with_softphone(
-        config(registrar_addr),
-        Password::new("pw"),
-        DriverOptions::default(),
-        edge,
-    )
-    .unwrap();
-    wait_for(&mut events, |e| match e {
-        EngineEvent::Status(s) if s.inner.state == RegistrationState::Registered => Some(()),
-        _ => None,
-    })
-    .await;
+    let (reg, _events, listen) = registered_with_softphone(registrar_addr, softphone_addr).await;
     let message = format!(
         "MESSAGE sip:x@{elsewhere_addr} SIP/2.0\r\nVia: SIP/2.0/UDP {softphone_addr};branch=z9hG4bKm1;rport\r\nRoute: <sip:{elsewhere_addr};lr>\r\nFrom: <sip:101@example.test>;tag=m1\r\nTo: <sip:x@{elsewhere_addr}>\r\nCall-ID: relay-1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
     );

@@ -41,6 +41,49 @@ fn assert_at_most(seen: &[Received], bound: usize) {
     );
 }
 
+/// Registered for an hour, so no refresh falls inside what the test does next.
+fn registered_for_an_hour() -> (FakeRegistrar, Cli) {
+    let (fake, mut cli) = start(vec![Step::ok(3600)], &["--expires", "3600"]);
+    cli.wait_for_state("registered", WAIT).unwrap();
+    (fake, cli)
+}
+
+/// After a flood of `junk` datagrams: a handful of log lines and a summary, not a line per
+/// datagram, and remote bytes escaped (no NUL, ESC or BEL from the attacker reaches the
+/// terminal).
+fn assert_log_bounded_and_escaped(log: &str, junk: usize) {
+    assert!(
+        log.lines().count() <= 20 && log.len() <= 16 * 1024,
+        "{} log lines, {} bytes for {junk} junk datagrams:\n{}",
+        log.lines().count(),
+        log.len(),
+        &log[..log.len().min(4000)]
+    );
+    assert!(
+        !log.contains(['\0', '\u{1b}', '\u{7}']),
+        "raw control bytes in the log:\n{log:?}"
+    );
+}
+
+/// The flood changed nothing: one REGISTER, still registered.
+fn assert_still_registered_once(fake: &FakeRegistrar, cli: &Cli) {
+    assert_eq!(fake.register_count(), 1, "{}", summary(&fake.registers()));
+    assert_eq!(
+        cli.statuses().last().map(|s| s["state"].clone()),
+        Some("registered".into())
+    );
+}
+
+/// A registrar whose answers never arrive (`step`): over the window only retransmissions of
+/// the first transaction (Timer E), no new ones, and never `registered`.
+fn one_transaction_unanswered(case: &str, step: Step) {
+    let (fake, cli) = start(vec![step], &[]);
+    let seen = watch(case, &fake, &cli);
+    assert_at_most(&seen, udp_sends_within(WINDOW));
+    assert_eq!(fake.transaction_count(), 1, "{}", summary(&seen));
+    never(&cli, "registered");
+}
+
 fn never(cli: &Cli, state: &str) {
     assert!(
         cli.statuses().iter().all(|s| s["state"] != state),
@@ -84,9 +127,7 @@ fn expires_of_a_century_is_refreshed_as_asked() {
 #[test]
 fn junk_flood_writes_a_bounded_escaped_log() {
     let junk = 20_000;
-    // An hour's binding: no refresh falls inside the flood.
-    let (fake, mut cli) = start(vec![Step::ok(3600)], &["--expires", "3600"]);
-    cli.wait_for_state("registered", WAIT).unwrap();
+    let (fake, cli) = registered_for_an_hour();
     fake.flood(FakeTransport::Udp, FloodKind::Junk, junk)
         .unwrap();
     fake.wait_floods_done(WAIT).unwrap();
@@ -98,32 +139,14 @@ fn junk_flood_writes_a_bounded_escaped_log() {
         log.len(),
         figures.peak_rss_kib
     );
-    // A handful of lines and a summary, not a line per datagram.
-    assert!(
-        log.lines().count() <= 20 && log.len() <= 16 * 1024,
-        "{} log lines, {} bytes for {junk} junk datagrams:\n{}",
-        log.lines().count(),
-        log.len(),
-        &log[..log.len().min(4000)]
-    );
-    // Remote bytes are escaped: no NUL, ESC or BEL from the attacker reaches the terminal.
-    assert!(
-        !log.contains(['\0', '\u{1b}', '\u{7}']),
-        "raw control bytes in the log:\n{log:?}"
-    );
-    assert_eq!(fake.register_count(), 1);
-    assert_eq!(
-        cli.statuses().last().map(|s| s["state"].clone()),
-        Some("registered".into())
-    );
+    assert_log_bounded_and_escaped(&log, junk);
+    assert_still_registered_once(&fake, &cli);
 }
 
 #[test]
 fn junk_flood_from_a_stranger_is_dropped_quietly() {
     let junk = 20_000;
-    // An hour's binding: no refresh falls inside the flood.
-    let (fake, mut cli) = start(vec![Step::ok(3600)], &["--expires", "3600"]);
-    cli.wait_for_state("registered", WAIT).unwrap();
+    let (fake, cli) = registered_for_an_hour();
     fake.flood_from_another_port(FloodKind::Junk, junk).unwrap();
     fake.wait_floods_done(WAIT).unwrap();
     // The registrar's own OPTIONS comes after the flood on the same socket queue.
@@ -133,29 +156,14 @@ fn junk_flood_from_a_stranger_is_dropped_quietly() {
         "hostile-figure case=6-junk-flood-from-stranger datagrams={junk} log_bytes={}",
         log.len()
     );
-    assert!(
-        log.lines().count() <= 20 && log.len() <= 16 * 1024,
-        "{} log lines, {} bytes for {junk} junk datagrams",
-        log.lines().count(),
-        log.len()
-    );
-    assert!(
-        !log.contains(['\0', '\u{1b}', '\u{7}']),
-        "raw control bytes in the log:\n{log:?}"
-    );
-    assert_eq!(fake.register_count(), 1);
-    assert_eq!(
-        cli.statuses().last().map(|s| s["state"].clone()),
-        Some("registered".into())
-    );
+    assert_log_bounded_and_escaped(&log, junk);
+    assert_still_registered_once(&fake, &cli);
 }
 
 #[test]
 fn notify_flood_is_answered_once_each_and_stays_bounded() {
     let notifies = 5_000;
-    // An hour's binding: no refresh falls inside the flood.
-    let (fake, mut cli) = start(vec![Step::ok(3600)], &["--expires", "3600"]);
-    cli.wait_for_state("registered", WAIT).unwrap();
+    let (fake, cli) = registered_for_an_hour();
     let start = ProcessFigures::of(cli.pid()).unwrap();
     fake.flood(FakeTransport::Udp, FloodKind::Notifies, notifies)
         .unwrap();
@@ -176,11 +184,7 @@ fn notify_flood_is_answered_once_each_and_stays_bounded() {
         "{} answers",
         fake.responses()
     );
-    assert_eq!(fake.register_count(), 1, "{}", summary(&fake.registers()));
-    assert_eq!(
-        cli.statuses().last().map(|s| s["state"].clone()),
-        Some("registered".into())
-    );
+    assert_still_registered_once(&fake, &cli);
 }
 
 /// A challenge with `algorithm` that never accepts an answer: at most one REGISTER to be
@@ -228,30 +232,17 @@ fn ok_listing_only_other_devices_is_corrected_at_most_twice() {
 
 #[test]
 fn answers_from_another_port_are_ignored() {
-    let (fake, cli) = start(vec![Step::ok(60).from_other_port()], &[]);
-    let seen = watch("answer-from-other-port", &fake, &cli);
-    // Only retransmissions of the one transaction (Timer E), no new ones.
-    assert_at_most(&seen, udp_sends_within(WINDOW));
-    assert_eq!(fake.transaction_count(), 1, "{}", summary(&seen));
-    never(&cli, "registered");
+    one_transaction_unanswered("answer-from-other-port", Step::ok(60).from_other_port());
 }
 
 #[test]
 fn silence_gets_retransmissions_of_one_transaction() {
-    let (fake, cli) = start(vec![Step::silence()], &[]);
-    let seen = watch("silence-udp", &fake, &cli);
-    assert_at_most(&seen, udp_sends_within(WINDOW));
-    assert_eq!(fake.transaction_count(), 1, "{}", summary(&seen));
-    never(&cli, "registered");
+    one_transaction_unanswered("silence-udp", Step::silence());
 }
 
 #[test]
 fn half_a_datagram_is_dropped() {
-    let (fake, cli) = start(vec![Step::half()], &[]);
-    let seen = watch("half-datagram", &fake, &cli);
-    assert_at_most(&seen, udp_sends_within(WINDOW));
-    assert_eq!(fake.transaction_count(), 1, "{}", summary(&seen));
-    never(&cli, "registered");
+    one_transaction_unanswered("half-datagram", Step::half());
 }
 
 fn retrying_status(cli: &mut Cli) -> Value {

@@ -216,3 +216,15 @@ pub fn not_run(test: &str, why: &str) {
     }
     crate::skip::skipped(test, why);
 }
+
+/// The title of the window process's explanation when WebView2 is missing (always, under Wine).
+pub const WEBVIEW2_DIALOG_TITLE: &str = "VICIfast cannot open its window";
+
+/// The top-level X windows on this display, as `xwininfo -root -tree` lists them.
+pub fn x_windows() -> String {
+    let out = Command::new("xwininfo")
+        .args(["-root", "-tree"])
+        .output()
+        .unwrap_or_else(|e| panic!("xwininfo -root -tree: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -15,21 +15,10 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-use vicifast_e2e::wine::Wine;
+use vicifast_e2e::wine::{x_windows, Wine, WEBVIEW2_DIALOG_TITLE};
 use vicifast_e2e::{
     account_args, registrar_with_user, Registrar, RegistrarOptions, Transport, WAIT,
 };
-
-/// The title of the window process's explanation when WebView2 is missing (always, under Wine).
-const WEBVIEW2_DIALOG_TITLE: &str = "VICIfast cannot open its window";
-
-fn x_windows() -> String {
-    let out = Command::new("xwininfo")
-        .args(["-root", "-tree"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Polls `done` until it holds, or fails after [`WAIT`] saying `what`.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

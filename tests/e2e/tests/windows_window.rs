@@ -10,19 +10,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vicifast_e2e::wine::Wine;
+use vicifast_e2e::wine::{x_windows, Wine, WEBVIEW2_DIALOG_TITLE as DIALOG_TITLE};
 use vicifast_e2e::WAIT;
-
-const DIALOG_TITLE: &str = "VICIfast cannot open its window";
-
-/// The top-level X windows on this display, as `xwininfo -root -tree` lists them.
-fn x_windows() -> String {
-    let out = Command::new("xwininfo")
-        .args(["-root", "-tree"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn window_without_webview2_explains_and_exits() {

@@ -10,45 +10,48 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+/// The scenario: a REGISTER, its 401, the REGISTER with SIPp's answer to the challenge, its 200.
+fn register_scenario() -> String {
+    let first = register_message(1, None);
+    let second = register_message(
+        2,
+        Some(r#"[authentication username="[field0]" password="[field1]"]"#),
+    );
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="register with digest auth">
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      Max-Forwards: 70
-      From: <sip:[field0]@[remote_ip]>;tag=[call_number]
-      To: <sip:[field0]@[remote_ip]>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      Expires: [field2]
-      User-Agent: SIPp
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      Max-Forwards: 70
-      From: <sip:[field0]@[remote_ip]>;tag=[call_number]
-      To: <sip:[field0]@[remote_ip]>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      [authentication username="[field0]" password="[field1]"]
-      Expires: [field2]
-      User-Agent: SIPp
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
+{first}  <recv response="401" auth="true"/>
+{second}  <recv response="200"/>
 </scenario>
-"#;
+"#
+    )
+}
+
+/// One REGISTER of the scenario, with `authorization` (SIPp's answer to a challenge) if any.
+fn register_message(cseq: u32, authorization: Option<&str>) -> String {
+    let authorization = authorization
+        .map(|line| format!("      {line}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Max-Forwards: 70
+      From: <sip:[field0]@[remote_ip]>;tag=[call_number]
+      To: <sip:[field0]@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: {cseq} REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>
+{authorization}      Expires: [field2]
+      User-Agent: SIPp
+      Content-Length: 0
+
+    ]]>
+  </send>
+"#
+    )
+}
 
 /// What one SIPp run did.
 #[derive(Debug, Clone)]
@@ -80,7 +83,8 @@ pub fn register_users(
         .tempdir()
         .map_err(|e| format!("temp dir for SIPp: {e}"))?;
     let scenario = dir.path().join("register.xml");
-    std::fs::write(&scenario, SCENARIO).map_err(|e| format!("writing the scenario: {e}"))?;
+    std::fs::write(&scenario, register_scenario())
+        .map_err(|e| format!("writing the scenario: {e}"))?;
     let mut csv = String::from("SEQUENTIAL\n");
     for (user, password) in users {
         let _ = writeln!(csv, "{user};{password};{};", expires.as_secs());

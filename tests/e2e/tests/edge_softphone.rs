@@ -15,6 +15,7 @@
 //! - The listener refuses addresses off this computer.
 #![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
+use std::path::PathBuf;
 use std::time::Instant;
 use vicifast_e2e::edge::{
     answering_softphone, assert_tone, new_recording, skip_without_baresip, start_vicifast,
@@ -105,6 +106,40 @@ fn softphone_state(cli: &mut Cli, phone: &Softphone, state: &str) -> serde_json:
     wait_softphone_state(cli, state, || phone.output_tail())
 }
 
+/// The other extension calls the agent's: VICIfast reports the call, the softphone answers, each
+/// side hears the other's tone, and the caller's BYE (through Kamailio and VICIfast) ends it.
+/// Returns the caller's recording.
+#[track_caller]
+fn call_in(
+    office: &Office,
+    cli: &mut Cli,
+    phone: &Softphone,
+    peer: &Softphone,
+    how: &str,
+) -> PathBuf {
+    let answer = peer
+        .command("dial", &format!("sip:{}@127.0.0.1", office.ext))
+        .unwrap();
+    eprintln!("dial: {answer}");
+    cli.wait_for(|s| s["event"] == "incoming_call", WAIT)
+        .unwrap();
+    let heard_by_softphone = phone.wait_heard(2.0, WAIT).unwrap();
+    let heard_by_peer = peer.wait_heard(2.0, WAIT).unwrap();
+    assert_tone(
+        &heard_by_softphone,
+        PEER_TONE,
+        &format!("the softphone ({how})"),
+    );
+    assert_tone(
+        &heard_by_peer,
+        SOFTPHONE_TONE,
+        &format!("the caller ({how})"),
+    );
+    peer.command("hangup", "").unwrap();
+    phone.wait_for_output("terminated", WAIT).unwrap();
+    heard_by_peer
+}
+
 #[test]
 fn the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local() {
     if skip_without_baresip(
@@ -171,20 +206,7 @@ fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() 
     softphone_state(&mut cli, &phone, "answering");
     let peer = peer(&office);
 
-    // In: the other extension calls the agent's.
-    let answer = peer
-        .command("dial", &format!("sip:{}@127.0.0.1", office.ext))
-        .unwrap();
-    eprintln!("dial: {answer}");
-    cli.wait_for(|s| s["event"] == "incoming_call", WAIT)
-        .unwrap();
-    let heard_by_softphone = phone.wait_heard(2.0, WAIT).unwrap();
-    let heard_by_peer = peer.wait_heard(2.0, WAIT).unwrap();
-    assert_tone(&heard_by_softphone, PEER_TONE, "the softphone (call in)");
-    assert_tone(&heard_by_peer, SOFTPHONE_TONE, "the caller (call in)");
-    // The caller hangs up: its BYE reaches the softphone through Kamailio and VICIfast.
-    peer.command("hangup", "").unwrap();
-    phone.wait_for_output("terminated", WAIT).unwrap();
+    let heard_by_peer = call_in(&office, &mut cli, &phone, &peer, "call in");
 
     // Out: the softphone calls the other extension; Kamailio challenges it (407).
     let challenges_before = office
@@ -231,14 +253,7 @@ fn a_softphone_over_tcp_registers_and_takes_a_call() {
     let status = softphone_state(&mut cli, &phone, "answering");
     assert_eq!(status["transport"], "tcp", "{status}");
     let peer = peer(&office);
-    peer.command("dial", &format!("sip:{}@127.0.0.1", office.ext))
-        .unwrap();
-    let heard = phone.wait_heard(2.0, WAIT).unwrap();
-    assert_tone(&heard, PEER_TONE, "the softphone over TCP (call in)");
-    let heard = peer.wait_heard(2.0, WAIT).unwrap();
-    assert_tone(&heard, SOFTPHONE_TONE, "the caller of the TCP softphone");
-    peer.command("hangup", "").unwrap();
-    phone.wait_for_output("terminated", WAIT).unwrap();
+    call_in(&office, &mut cli, &phone, &peer, "softphone over TCP");
     drop(phone);
     drop(peer);
     stop_vicifast(cli);

@@ -23,31 +23,26 @@ pub fn skip_without_baresip(test: &str) -> bool {
     true
 }
 
-/// The agent's extension and another one (the other party of calls), both users of one
-/// registrar.
+/// A user of the registrar: an extension and its password.
 #[derive(Debug, Clone)]
-pub struct Extensions {
+pub struct User {
     pub ext: String,
     pub password: String,
-    pub peer_ext: String,
-    pub peer_password: String,
 }
 
-impl Extensions {
-    /// Adds two distinct fresh users to `registrar`.
-    pub fn add(registrar: &Registrar) -> Extensions {
-        let ext = crate::random_extension();
-        let mut peer_ext = crate::random_extension();
-        while peer_ext == ext {
-            peer_ext = crate::random_extension();
-        }
-        Extensions {
-            password: registrar.add_user(&ext).unwrap(),
-            peer_password: registrar.add_user(&peer_ext).unwrap(),
-            ext,
-            peer_ext,
-        }
+/// Adds two distinct fresh users to `registrar`: the agent's extension and another one (the
+/// other party of calls).
+pub fn two_users(registrar: &Registrar) -> (User, User) {
+    let ext = crate::random_extension();
+    let mut other = crate::random_extension();
+    while other == ext {
+        other = crate::random_extension();
     }
+    let user = |ext: String| User {
+        password: registrar.add_user(&ext).unwrap(),
+        ext,
+    };
+    (user(ext), user(other))
 }
 
 /// `vicifast-cli register … --softphone-listen 127.0.0.1:0 <extra>` over UDP, once registered;

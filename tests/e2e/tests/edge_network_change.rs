@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use vicifast_e2e::edge::{
-    answering_softphone, assert_tone, new_recording, skip_without_baresip, wait_bindings,
-    wait_count, wait_listener, wait_softphone_state, Extensions,
+    answering_softphone, assert_tone, new_recording, skip_without_baresip, two_users,
+    wait_bindings, wait_count, wait_listener, wait_softphone_state,
 };
 use vicifast_e2e::netns::{have_root, run, Link, Topology, TopologyOptions, REGISTRAR_ADDR};
 use vicifast_e2e::softphone::{longest_silence, Placement, Softphone};
@@ -91,12 +91,7 @@ impl Site {
             REGISTRAR_ADDR,
         )
         .unwrap();
-        let Extensions {
-            ext,
-            password,
-            peer_ext: caller_ext,
-            peer_password: caller_password,
-        } = Extensions::add(&registrar);
+        let (agent, caller_account) = two_users(&registrar);
         let registrar_addr = format!("{REGISTRAR_ADDR}:{}", registrar.udp_port());
 
         // VICIfast in the laptop namespace, with a private /etc/hosts and resolv.conf.
@@ -113,7 +108,7 @@ impl Site {
                 "--transport",
                 "udp",
                 "--user",
-                &ext,
+                &agent.ext,
                 "--json",
                 "--softphone-listen",
                 LISTEN,
@@ -121,15 +116,16 @@ impl Site {
             .map(str::to_owned),
         );
         let mut vicifast =
-            Cli::spawn_program(PathBuf::from(wrapper.get_program()), &args, &password).unwrap();
+            Cli::spawn_program(PathBuf::from(wrapper.get_program()), &args, &agent.password)
+                .unwrap();
         wait_listener(&mut vicifast);
         let registered = vicifast.wait_for_state("registered", WAIT).unwrap();
         let first_contact = registered["contact"].as_str().unwrap().to_owned();
 
         let phone = Softphone::start_placed(
             &answering_softphone(
-                &ext,
-                &password,
+                &agent.ext,
+                &agent.password,
                 REGISTRAR_ADDR,
                 format!("sip:{LISTEN}"),
                 SOFTPHONE_TONE,
@@ -142,8 +138,8 @@ impl Site {
 
         let caller = Softphone::start_placed(
             &answering_softphone(
-                &caller_ext,
-                &caller_password,
+                &caller_account.ext,
+                &caller_account.password,
                 REGISTRAR_ADDR,
                 format!("sip:{registrar_addr}"),
                 CALLER_TONE,
@@ -152,14 +148,14 @@ impl Site {
             &[],
         )
         .unwrap();
-        wait_bindings(&registrar, &caller_ext, 1, &caller);
+        wait_bindings(&registrar, &caller_account.ext, 1, &caller);
         Site {
             phone,
             caller,
             vicifast,
             registrar,
-            ext,
-            caller_ext,
+            ext: agent.ext,
+            caller_ext: caller_account.ext,
             first_contact,
             topo,
         }

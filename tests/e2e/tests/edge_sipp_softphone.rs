@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vicifast_e2e::edge::{
     answering_softphone, assert_tone, skip_without_baresip, start_vicifast, stop_vicifast,
-    vicifast_contact, wait_bindings, wait_softphone_state, Extensions,
+    two_users, vicifast_contact, wait_bindings, wait_softphone_state,
 };
 use vicifast_e2e::softphone::{free_port_pair, free_udp_port, Softphone};
 use vicifast_e2e::{Registrar, RegistrarOptions, WAIT};
@@ -166,16 +166,11 @@ fn sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call() {
         ..RegistrarOptions::default()
     })
     .unwrap();
-    let Extensions {
-        ext,
-        password,
-        peer_ext: caller_ext,
-        peer_password: caller_password,
-    } = Extensions::add(&registrar);
-    let (mut cli, listen) = start_vicifast(&registrar, &ext, &password, &[]);
+    let (agent, caller_account) = two_users(&registrar);
+    let (mut cli, listen) = start_vicifast(&registrar, &agent.ext, &agent.password, &[]);
     let vicifast_contact = vicifast_contact(&cli);
 
-    let phone = SippSoftphone::start(&sipp, &listen, &ext, "127.0.0.1", &password);
+    let phone = SippSoftphone::start(&sipp, &listen, &agent.ext, "127.0.0.1", &agent.password);
     let answering = wait_softphone_state(&mut cli, "answering", || tail(&phone.messages(), 60));
     eprintln!("VICIfast reports: {answering}");
     let contact = answering["contact"].as_str().unwrap_or_default();
@@ -191,10 +186,10 @@ fn sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call() {
         "{answering}"
     );
     // SIPp's REGISTERs stayed with VICIfast: Kamailio holds VICIfast's binding only.
-    registrar.sole_binding(&ext, &vicifast_contact);
+    registrar.sole_binding(&agent.ext, &vicifast_contact);
     assert!(
         registrar
-            .register_attempts(&ext)
+            .register_attempts(&agent.ext)
             .iter()
             .all(|a| !a.contact.contains(&format!(":{}", phone.port))),
         "a REGISTER of SIPp reached Kamailio"
@@ -202,8 +197,8 @@ fn sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call() {
 
     let caller = Softphone::start(
         &answering_softphone(
-            &caller_ext,
-            &caller_password,
+            &caller_account.ext,
+            &caller_account.password,
             "127.0.0.1",
             format!("sip:127.0.0.1:{}", registrar.udp_port()),
             CALLER_TONE,
@@ -211,10 +206,10 @@ fn sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call() {
         &[],
     )
     .unwrap();
-    wait_bindings(&registrar, &caller_ext, 1, &caller);
+    wait_bindings(&registrar, &caller_account.ext, 1, &caller);
 
     caller
-        .command("dial", &format!("sip:{ext}@127.0.0.1"))
+        .command("dial", &format!("sip:{}@127.0.0.1", agent.ext))
         .unwrap();
     cli.wait_for(|s| s["event"] == "incoming_call", WAIT)
         .unwrap();

@@ -19,7 +19,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 use vicifast_e2e::edge::{
     answering_softphone, assert_tone, new_recording, skip_without_baresip, start_vicifast,
-    stop_vicifast, vicifast_contact, wait_bindings, wait_count, wait_softphone_state, Extensions,
+    stop_vicifast, two_users, vicifast_contact, wait_bindings, wait_count, wait_softphone_state,
+    User,
 };
 use vicifast_e2e::softphone::{Softphone, SoftphoneOptions};
 use vicifast_e2e::{register_args, Cli, Registrar, RegistrarOptions, Transport, WAIT};
@@ -31,10 +32,8 @@ const PEER_TONE: f64 = 440.0;
 /// Kamailio proxying calls, with two users: the agent's extension and another one.
 struct Office {
     registrar: Registrar,
-    ext: String,
-    password: String,
-    peer_ext: String,
-    peer_password: String,
+    agent: User,
+    peer: User,
 }
 
 fn office() -> Office {
@@ -43,24 +42,22 @@ fn office() -> Office {
         ..RegistrarOptions::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    let Extensions {
-        ext,
-        password,
-        peer_ext,
-        peer_password,
-    } = Extensions::add(&registrar);
+    let (agent, peer) = two_users(&registrar);
     Office {
         registrar,
-        ext,
-        password,
-        peer_ext,
-        peer_password,
+        agent,
+        peer,
     }
 }
 
 /// VICIfast registered for the agent's extension, with its softphone listener's address.
 fn vicifast(office: &Office, extra: &[&str]) -> (Cli, String) {
-    start_vicifast(&office.registrar, &office.ext, &office.password, extra)
+    start_vicifast(
+        &office.registrar,
+        &office.agent.ext,
+        &office.agent.password,
+        extra,
+    )
 }
 
 fn softphone(office: &Office, listen: &str, password: &str) -> Softphone {
@@ -72,7 +69,7 @@ fn softphone_over(office: &Office, listen: &str, password: &str, tcp: bool) -> S
         &SoftphoneOptions {
             tcp,
             ..answering_softphone(
-                &office.ext,
+                &office.agent.ext,
                 password,
                 "127.0.0.1",
                 format!("sip:{listen}"),
@@ -88,8 +85,8 @@ fn softphone_over(office: &Office, listen: &str, password: &str, tcp: bool) -> S
 fn peer(office: &Office) -> Softphone {
     let peer = Softphone::start(
         &answering_softphone(
-            &office.peer_ext,
-            &office.peer_password,
+            &office.peer.ext,
+            &office.peer.password,
             "127.0.0.1",
             format!("sip:127.0.0.1:{}", office.registrar.udp_port()),
             PEER_TONE,
@@ -97,7 +94,7 @@ fn peer(office: &Office) -> Softphone {
         &[],
     )
     .unwrap();
-    wait_bindings(&office.registrar, &office.peer_ext, 1, &peer);
+    wait_bindings(&office.registrar, &office.peer.ext, 1, &peer);
     peer
 }
 
@@ -118,7 +115,7 @@ fn call_in(
     how: &str,
 ) -> PathBuf {
     let answer = peer
-        .command("dial", &format!("sip:{}@127.0.0.1", office.ext))
+        .command("dial", &format!("sip:{}@127.0.0.1", office.agent.ext))
         .unwrap();
     eprintln!("dial: {answer}");
     cli.wait_for(|s| s["event"] == "incoming_call", WAIT)
@@ -151,7 +148,7 @@ fn the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local()
     let (mut cli, listen) = vicifast(&office, &[]);
     let vicifast_contact = vicifast_contact(&cli);
 
-    let phone = softphone(&office, &listen, &office.password);
+    let phone = softphone(&office, &listen, &office.agent.password);
     let status = softphone_state(&mut cli, &phone, "answering");
     assert!(
         status["user_agent"]
@@ -165,10 +162,10 @@ fn the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local()
     // Kamailio holds VICIfast's binding and nothing else.
     office
         .registrar
-        .sole_binding(&office.ext, &vicifast_contact);
+        .sole_binding(&office.agent.ext, &vicifast_contact);
 
     // A second softphone with a wrong password: refused here, never forwarded.
-    let attempts_before = office.registrar.register_attempts(&office.ext).len();
+    let attempts_before = office.registrar.register_attempts(&office.agent.ext).len();
     let wrong = softphone(&office, &listen, "not-the-password");
     let problem = cli
         .wait_for(
@@ -179,15 +176,15 @@ fn the_softphone_registers_with_vicifast_only_and_a_wrong_password_stays_local()
     eprintln!("reported: {}", problem["problem"]["message"]);
     let sent_by_softphones: Vec<_> = office
         .registrar
-        .register_attempts(&office.ext)
+        .register_attempts(&office.agent.ext)
         .into_iter()
         .filter(|a| a.contact.contains(&wrong.sip_addr()) || a.contact.contains(&phone.sip_addr()))
         .collect();
     assert!(sent_by_softphones.is_empty(), "{sent_by_softphones:?}");
-    assert!(office.registrar.register_attempts(&office.ext).len() >= attempts_before);
+    assert!(office.registrar.register_attempts(&office.agent.ext).len() >= attempts_before);
     office
         .registrar
-        .sole_binding(&office.ext, &vicifast_contact);
+        .sole_binding(&office.agent.ext, &vicifast_contact);
     drop(wrong);
     drop(phone);
     stop_vicifast(cli);
@@ -202,7 +199,7 @@ fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() 
     }
     let office = office();
     let (mut cli, listen) = vicifast(&office, &[]);
-    let phone = softphone(&office, &listen, &office.password);
+    let phone = softphone(&office, &listen, &office.agent.password);
     softphone_state(&mut cli, &phone, "answering");
     let peer = peer(&office);
 
@@ -215,7 +212,7 @@ fn calls_in_and_out_reach_the_softphone_through_vicifast_with_audio_both_ways() 
         .matches("VFPROXYAUTH INVITE")
         .count();
     phone
-        .command("dial", &format!("sip:{}@127.0.0.1", office.peer_ext))
+        .command("dial", &format!("sip:{}@127.0.0.1", office.peer.ext))
         .unwrap();
     let heard_out = new_recording(&peer, Some(&heard_by_peer), "the peer");
     peer.wait_heard(2.0, WAIT).unwrap();
@@ -249,7 +246,7 @@ fn a_softphone_over_tcp_registers_and_takes_a_call() {
     }
     let office = office();
     let (mut cli, listen) = vicifast(&office, &[]);
-    let phone = softphone_over(&office, &listen, &office.password, true);
+    let phone = softphone_over(&office, &listen, &office.agent.password, true);
     let status = softphone_state(&mut cli, &phone, "answering");
     assert_eq!(status["transport"], "tcp", "{status}");
     let peer = peer(&office);
@@ -266,7 +263,7 @@ fn a_softphone_that_stops_is_reported_and_calls_get_an_answer_at_once() {
     }
     let office = office();
     let (mut cli, listen) = vicifast(&office, &["--softphone-check-interval", "2"]);
-    let mut phone = softphone(&office, &listen, &office.password);
+    let mut phone = softphone(&office, &listen, &office.agent.password);
     softphone_state(&mut cli, &phone, "answering");
     let peer = peer(&office);
 
@@ -280,7 +277,7 @@ fn a_softphone_that_stops_is_reported_and_calls_get_an_answer_at_once() {
     );
 
     let dialled = Instant::now();
-    peer.command("dial", &format!("sip:{}@127.0.0.1", office.ext))
+    peer.command("dial", &format!("sip:{}@127.0.0.1", office.agent.ext))
         .unwrap();
     let refused = cli
         .wait_for(|s| s["event"] == "call_refused", WAIT)
@@ -302,10 +299,10 @@ fn the_listener_refuses_addresses_off_this_computer() {
         &register_args(
             &office.registrar,
             Transport::Udp,
-            &office.ext,
+            &office.agent.ext,
             &["--softphone-listen", "198.18.0.1:5070"],
         ),
-        &office.password,
+        &office.agent.password,
         WAIT,
     )
     .unwrap();
@@ -316,7 +313,7 @@ fn the_listener_refuses_addresses_off_this_computer() {
         finished.stderr
     );
     assert_eq!(
-        office.registrar.register_count(&office.ext),
+        office.registrar.register_count(&office.agent.ext),
         0,
         "nothing sent"
     );

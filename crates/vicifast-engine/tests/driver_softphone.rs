@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{header, ok, wait_for, WAIT};
+use common::{header, ok, response, wait_for, WAIT};
 use std::net::SocketAddr;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -19,22 +19,14 @@ use vicifast_engine::{
 
 /// The softphone's answer to a relayed request: every Via, in order, and its own Contact.
 fn answer(req: &str, status: &str, contact: SocketAddr) -> String {
-    let mut text = format!("SIP/2.0 {status}\r\n");
-    for line in req.lines().filter(|l| l.starts_with("Via:")) {
-        text.push_str(line);
-        text.push_str("\r\n");
-    }
-    for name in ["From", "Call-ID", "CSeq"] {
-        text.push_str(&format!(
-            "{name}: {}\r\n",
-            header(req, name).unwrap_or_default()
-        ));
-    }
-    text.push_str(&format!(
-        "To: {};tag=sp\r\nContact: <sip:101@{contact}>\r\nContent-Length: 0\r\n\r\n",
-        header(req, "To").unwrap_or_default()
-    ));
-    text
+    let vias: Vec<&str> = req.lines().filter(|l| l.starts_with("Via:")).collect();
+    response(
+        req,
+        status,
+        &vias,
+        "sp",
+        Some(&format!("<sip:101@{contact}>")),
+    )
 }
 
 fn config(registrar: SocketAddr) -> AccountConfig {

@@ -23,21 +23,37 @@ pub fn header(text: &str, name: &str) -> Option<String> {
 
 /// 200 OK to a REGISTER, listing its Contact (if any) as the one binding.
 pub fn ok(req: &str) -> String {
-    let mut text = String::from("SIP/2.0 200 OK\r\n");
-    for name in ["Via", "From", "Call-ID", "CSeq"] {
+    let via = format!("Via: {}", header(req, "Via").unwrap_or_default());
+    let contact = header(req, "Contact").filter(|c| !c.contains("expires=0"));
+    response(req, "200 OK", &[via.as_str()], "t", contact.as_deref())
+}
+
+/// A response to `req`: `status`, the `vias` lines as given, From, Call-ID and CSeq copied, To
+/// with `to_tag`, and `contact` if any.
+pub fn response(
+    req: &str,
+    status: &str,
+    vias: &[&str],
+    to_tag: &str,
+    contact: Option<&str>,
+) -> String {
+    let mut text = format!("SIP/2.0 {status}\r\n");
+    for via in vias {
+        text.push_str(via);
+        text.push_str("\r\n");
+    }
+    for name in ["From", "Call-ID", "CSeq"] {
         text.push_str(&format!(
             "{name}: {}\r\n",
             header(req, name).unwrap_or_default()
         ));
     }
     text.push_str(&format!(
-        "To: {};tag=t\r\n",
+        "To: {};tag={to_tag}\r\n",
         header(req, "To").unwrap_or_default()
     ));
-    if let Some(contact) = header(req, "Contact") {
-        if !contact.contains("expires=0") {
-            text.push_str(&format!("Contact: {contact}\r\n"));
-        }
+    if let Some(contact) = contact {
+        text.push_str(&format!("Contact: {contact}\r\n"));
     }
     text.push_str("Content-Length: 0\r\n\r\n");
     text

@@ -59,6 +59,7 @@ const TIMELINE_MARKS: Record<string, string> = {
   incoming_call: '☎',
   softphone: '☏',
   refused_call: '✕',
+  call_moved: '⚠',
   extension_in_use: '⚠',
   offline: '⌀',
   credentials_changed: '⚿',

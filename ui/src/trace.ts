@@ -5,12 +5,10 @@ import { redactSip } from './redact';
 import type { TraceEvent } from './types';
 
 export function traceHeading(e: TraceEvent): string {
+  // Kept as a string: a newer tray process may send a direction this window does not know.
+  const direction: string = e.direction;
   const arrow =
-    e.direction === 'sent'
-      ? '→ Sent to'
-      : e.direction === 'received'
-        ? '← Received from'
-        : `${e.direction}`;
+    direction === 'sent' ? '→ Sent to' : direction === 'received' ? '← Received from' : direction;
   return `${formatClockMs(e.at)}  ${arrow} ${e.remote} (${(e.transport || '').toUpperCase()})`;
 }
 

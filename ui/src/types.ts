@@ -1,216 +1,114 @@
-// Types of the app IPC contract (docs/ipc-contract.md). Field names are exactly those on the wire.
+// The window's data on the wire (docs/ipc-contract.md). The shapes are generated from the Rust
+// types that produce them into ./generated/ (`make ui-types`; `cargo test` fails when they are
+// out of date): this file gives them the names the window uses and adds what only the UI needs.
 
-export const STATES = [
-  'idle',
-  'registering',
-  'registered',
-  'retrying',
-  'failed',
-  'offline',
-  'unregistered',
-] as const;
-export type RegistrationState = (typeof STATES)[number];
+import type { CommandError } from './generated/CommandError';
+import type { ProblemCode } from './generated/ProblemCode';
+import type { RegistrationState } from './generated/RegistrationState';
+import type { SoftphoneProblemCode } from './generated/SoftphoneProblemCode';
+import type { SoftphoneState } from './generated/SoftphoneState';
+import type { SoftphoneStatus } from './generated/SoftphoneStatus';
+import type { SoftphoneView } from './generated/SoftphoneView';
+import type { Stamped } from './generated/Stamped';
+import type { Status } from './generated/Status';
+import type { TraceEntry } from './generated/TraceEntry';
+import type { Transport } from './generated/Transport';
+import type { UiSettings } from './generated/UiSettings';
 
-export const PROBLEM_CODES = [
-  'wrong_password',
-  'forbidden',
-  'unknown_extension',
-  'rejected',
-  'timeout',
-  'dns_failure',
-  'connection_refused',
-  'tls_certificate',
-  'server_error',
-  'network_down',
-  'transport_error',
-  'invalid_response',
-  'credentials',
-  'invalid_settings',
-  'extension_in_use',
-] as const;
-export type KnownProblemCode = (typeof PROBLEM_CODES)[number];
-
-export type Transport = 'udp' | 'tcp' | 'tls';
-export const TRANSPORTS: readonly Transport[] = ['udp', 'tcp', 'tls'];
-
-export interface Problem {
-  /** One of PROBLEM_CODES; kept as string so a newer backend cannot break the UI. */
-  code: string;
-  message: string;
-  action: string;
-  detail: string;
-}
-
-export interface BindingInfo {
-  contact: string;
-  expires_in: number | null;
-  ours: boolean;
-  /** Ours, but left from before a crash or a network change; removed with the next REGISTER. */
-  stale?: boolean;
-}
-
-/** Set while VICIfast refreshes on another lifetime than the phone server granted. */
-export interface ExpiryAdjustment {
-  granted: number;
-  refreshed_as: number;
-  /** "below_minimum" | "above_requested"; kept as string for forward compatibility. */
-  reason: string;
-  message: string;
-}
-
-/** A device other than this computer holding a binding of the extension. */
-export interface OtherDevice {
-  contact: string;
-  /** "ip:port" where the registrar sees it, when known. */
-  address: string | null;
-  user_agent: string | null;
-  expires_in: number | null;
-}
-
-/** Set on a status while another device holds the extension instead of this computer. */
-export interface ExtensionInUse {
-  account: string;
-  others: OtherDevice[];
-  /** "binding_check" | "qualify_stopped" | "registration"; kept as string. */
-  detected_by: string;
-  /** What happened, naming the other device. */
-  message: string;
-  /** What "Use this computer" does. */
-  take_over_note: string;
-}
+export type { BindingInfo } from './generated/BindingInfo';
+export type { Cause } from './generated/Cause';
+export type { Direction } from './generated/Direction';
+export type { ExpiryAdjustment } from './generated/ExpiryAdjustment';
+export type { ExpiryAdjustmentReason } from './generated/ExpiryAdjustmentReason';
+export type { ExtensionInUse } from './generated/ExtensionInUse';
+export type { InUseDetection } from './generated/InUseDetection';
+export type { OtherAccount } from './generated/OtherAccount';
+export type { OtherDevice } from './generated/OtherDevice';
+export type { Problem } from './generated/Problem';
+export type { SoftphoneProblem } from './generated/SoftphoneProblem';
+export type { TimelineEntry } from './generated/TimelineEntry';
+export type { UiState } from './generated/UiState';
+export type {
+  ProblemCode,
+  RegistrationState,
+  SoftphoneProblemCode,
+  SoftphoneState,
+  SoftphoneStatus,
+  Stamped,
+  Status,
+  TraceEntry,
+  Transport,
+};
 
 /** Payload of the `status` event and `UiState.status`. */
-export interface StatusEvent {
-  at: string;
-  account: string;
-  /** One of STATES; kept as string for forward compatibility. */
-  state: string;
-  cause: string;
-  contact: string | null;
-  server: string | null;
-  transport: string;
-  local_address: string | null;
-  expires_in: number | null;
-  next_refresh_in: number | null;
-  next_attempt_in: number | null;
-  problem: Problem | null;
-  bindings: BindingInfo[];
-  expiry_adjusted?: ExpiryAdjustment | null;
-  /** Absent from an older backend. */
-  extension_in_use?: ExtensionInUse | null;
-}
-
-export interface TimelineEntry {
-  at: string;
-  kind: string;
-  text: string;
-}
-
-export interface TraceEvent {
-  at: string;
-  account: string;
-  /** "sent" or "received". */
-  direction: string;
-  remote: string;
-  transport: string;
-  text: string;
-}
-
-export interface Settings {
-  server: string;
-  extension: string;
-  auth_user: string | null;
-  domain: string | null;
-  transport: Transport;
-  port: number | null;
-  outbound_proxy: string | null;
-  expires: number;
-  start_at_login: boolean;
-}
-
-/** Another saved account (added with `vicifast-cli account set`), registered beside this one. */
-export interface OtherAccount {
-  account: string;
-  extension: string;
-  server: string;
-  /** One of STATES, or null before its registration reports. */
-  state: string | null;
-  /** What went wrong, in plain words. */
-  problem: string | null;
-}
-
-/** Softphone states (`SoftphoneState` in the engine). */
-export const SOFTPHONE_STATES = [
-  'not_registered',
-  'checking',
-  'answering',
-  'not_answering',
-] as const;
-export type KnownSoftphoneState = (typeof SOFTPHONE_STATES)[number];
-
-/** What the agent must change in the softphone (`SoftphoneProblemCode` in the engine). */
-export const SOFTPHONE_PROBLEM_CODES = [
-  'wrong_password',
-  'wrong_extension',
-  'too_many_attempts',
-  'also_registered_directly',
-] as const;
-export type KnownSoftphoneProblemCode = (typeof SOFTPHONE_PROBLEM_CODES)[number];
-
-export interface SoftphoneProblem {
-  /** One of SOFTPHONE_PROBLEM_CODES; kept as string for forward compatibility. */
-  code: string;
-  message: string;
-  action: string;
-  detail: string;
-}
-
-/** The edge proxy's report on the softphone, stamped. */
-export interface SoftphoneStatus {
-  at: string;
-  account: string;
-  /** One of SOFTPHONE_STATES; kept as string for forward compatibility. */
-  state: string;
-  /** Its User-Agent as it last introduced itself: another program's text. */
-  user_agent: string | null;
-  contact: string | null;
-  transport: string | null;
-  /** Seconds until its registration with VICIfast lapses. */
-  expires_in: number | null;
-  problem: SoftphoneProblem | null;
-}
-
+export type StatusEvent = Stamped<Status>;
+/** Payload of the `trace` event, and each entry of `UiState.trace`. */
+export type TraceEvent = Stamped<TraceEntry>;
+/** The settings form (`UiSettings` in the tray process). */
+export type Settings = UiSettings;
 /** The softphone of one account that has one (`SoftphoneView` in the tray process). */
-export interface Softphone {
-  account: string;
-  extension: string;
-  /** The softphone's outbound proxy: where VICIfast listens (UDP and TCP); null when not. */
-  listen: string | null;
-  /** Why VICIfast is not listening for the softphone. */
-  listen_problem: string | null;
-  /** Null before the first report. */
-  status: SoftphoneStatus | null;
+export type Softphone = SoftphoneView;
+/** The edge proxy's last report on a softphone, stamped. */
+export type SoftphoneReport = Stamped<SoftphoneStatus>;
+/** How a command rejects (`CommandError` in the tray process). */
+export type IpcError = CommandError;
+
+/**
+ * Every member of a string union, in the order given. Listing one the union lacks, or leaving
+ * one out, does not compile: the lists below follow the Rust enums they mirror.
+ */
+function allOf<U extends string>(members: Record<U, true>): readonly U[] {
+  return Object.keys(members) as U[];
 }
 
-export interface UiState {
-  settings: Settings | null;
-  has_password: boolean;
-  status: StatusEvent | null;
-  timeline: TimelineEntry[];
-  trace: TraceEvent[];
-  interface: string | null;
-  /** Absent from an older backend. */
-  other_accounts?: OtherAccount[];
-  /** One per running account with a softphone; absent from an older backend. */
-  softphones?: Softphone[];
-}
+export const STATES = allOf<RegistrationState>({
+  idle: true,
+  registering: true,
+  registered: true,
+  retrying: true,
+  failed: true,
+  offline: true,
+  unregistered: true,
+});
 
-/** How a command rejects. */
-export interface IpcError {
-  code: string;
-  message: string;
-  field?: string;
-}
+/**
+ * The problem codes the UI has guidance for. A code is still looked up as a plain string: the
+ * tray process reports some of its own (`settings_file`), and an older window may meet a newer one.
+ */
+export const PROBLEM_CODES = allOf<ProblemCode>({
+  wrong_password: true,
+  forbidden: true,
+  unknown_extension: true,
+  rejected: true,
+  timeout: true,
+  dns_failure: true,
+  connection_refused: true,
+  tls_certificate: true,
+  server_error: true,
+  network_down: true,
+  transport_error: true,
+  invalid_response: true,
+  credentials: true,
+  invalid_settings: true,
+  extension_in_use: true,
+});
+
+export const TRANSPORTS = allOf<Transport>({ udp: true, tcp: true, tls: true });
+
+export const SOFTPHONE_STATES = allOf<SoftphoneState>({
+  not_registered: true,
+  checking: true,
+  answering: true,
+  not_answering: true,
+});
+
+/** What the agent must change in the softphone. */
+export const SOFTPHONE_PROBLEM_CODES = allOf<SoftphoneProblemCode>({
+  wrong_password: true,
+  wrong_extension: true,
+  too_many_attempts: true,
+  also_registered_directly: true,
+});
 
 export const EVENT_STATUS = 'status';
 export const EVENT_TIMELINE = 'timeline';

@@ -471,6 +471,9 @@ async fn register(
                             refused.inner.reason
                         ));
                     }
+                    EngineEvent::CallMoved(moved) if !json => {
+                        line.message(&output::call_moved(&moved));
+                    }
                     EngineEvent::Softphone(status) if !json => {
                         line.message(&output::describe_softphone(&status));
                     }

@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 use vicifast_engine::{
-    escape_uncut, BindingInfo, ExtensionInUse, Problem, RegistrationState, SoftphoneStatus,
-    Stamped, Status, TraceEntry,
+    escape_uncut, BindingInfo, CallMoved, ExtensionInUse, Problem, RegistrationState,
+    SoftphoneStatus, Stamped, Status, TraceEntry,
 };
 
 pub fn json_line<T: serde::Serialize>(value: &T) {
@@ -193,6 +193,27 @@ pub fn describe_softphone(stamped: &Stamped<SoftphoneStatus>) -> String {
     text
 }
 
+/// One line when the network changed during a call: what the agent should do, the calls, and
+/// the addresses.
+pub fn call_moved(stamped: &Stamped<CallMoved>) -> String {
+    let m = &stamped.inner;
+    let time = stamped.at.get(11..19).unwrap_or(&stamped.at);
+    // The other party's URI is the PBX's text.
+    let with: Vec<String> = m
+        .calls
+        .iter()
+        .map(|c| vicifast_engine::escape(&c.other_party))
+        .collect();
+    format!(
+        "{time} {} {} [calls with {}; this computer moved from {} to {}]",
+        m.account,
+        m.message,
+        with.join(", "),
+        m.old_address,
+        m.new_address
+    )
+}
+
 /// The note printed (on stderr) when another device took the extension, with the two choices.
 pub fn extension_in_use(info: &ExtensionInUse, pid: u32) -> String {
     let choice = if cfg!(unix) {
@@ -204,4 +225,31 @@ pub fn extension_in_use(info: &ExtensionInUse, pid: u32) -> String {
         "{} {} {choice} [extension_in_use]",
         info.message, info.take_over_note
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vicifast_engine::{CallDirection, CallInProgress};
+
+    #[test]
+    fn a_call_across_a_network_change_is_one_line_in_words() {
+        let moved = Stamped {
+            at: "2026-12-04T08:30:12.000Z".to_owned(),
+            inner: CallMoved::new(
+                "office",
+                vec![CallInProgress {
+                    call_id: "c1".to_owned(),
+                    direction: CallDirection::Incoming,
+                    other_party: "sip:200@pbx\x1b[2J".to_owned(),
+                }],
+                [198, 18, 1, 10].into(),
+                [198, 18, 2, 10].into(),
+            ),
+        };
+        let line = call_moved(&moved);
+        assert!(!line.contains('\n') && !line.contains('\x1b'), "{line:?}");
+        assert!(line.starts_with("08:30:12 office The network changed during your call: if you cannot hear the caller, put the call on hold and take it off hold"), "{line}");
+        assert!(line.contains("from 198.18.1.10 to 198.18.2.10"), "{line}");
+    }
 }

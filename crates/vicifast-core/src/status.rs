@@ -9,6 +9,7 @@ use std::fmt;
 
 /// Where the registration stands, as a user would put it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RegistrationState {
@@ -50,6 +51,7 @@ impl fmt::Display for RegistrationState {
 
 /// SIP transport of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     #[default]
@@ -112,6 +114,7 @@ impl std::str::FromStr for Transport {
 
 /// Stable, machine-readable problem codes. The UI and scripts key on these; never rename one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ProblemCode {
@@ -193,6 +196,7 @@ impl fmt::Display for ProblemCode {
 
 /// What went wrong, in words for the agent, plus the technical detail for support.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Problem {
     pub code: ProblemCode,
     /// What happened, in plain language.
@@ -308,6 +312,7 @@ fn wording(code: ProblemCode) -> (&'static str, &'static str) {
 
 /// Why a status was published: the event that led to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Cause {
@@ -338,6 +343,7 @@ pub enum Cause {
 
 /// One binding the registrar holds for the extension, as listed in its 200 OK.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct BindingInfo {
     /// The Contact URI (without the angle brackets and header parameters).
     pub contact: String,
@@ -353,6 +359,7 @@ pub struct BindingInfo {
 
 /// Why VICIfast refreshes our binding on another lifetime than the registrar granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ExpiryAdjustmentReason {
@@ -366,6 +373,7 @@ pub enum ExpiryAdjustmentReason {
 
 /// The registrar granted a binding lifetime VICIfast does not refresh by, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ExpiryAdjustment {
     /// Seconds the registrar granted.
     pub granted: u32,
@@ -401,6 +409,7 @@ impl ExpiryAdjustment {
 
 /// A snapshot of one account's registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Status {
     pub account: String,
     pub state: RegistrationState,
@@ -460,6 +469,7 @@ impl Status {
 
 /// How another device on the extension was noticed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum InUseDetection {
@@ -474,6 +484,7 @@ pub enum InUseDetection {
 
 /// A device other than this one holding a binding of the extension.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct OtherDevice {
     /// Its Contact URI, as the registrar listed it.
     pub contact: String,
@@ -489,6 +500,7 @@ pub struct OtherDevice {
 /// Another device holds the extension's binding instead of this one: one episode, from the
 /// first time it was seen until the user chooses or no other device is seen for a while.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ExtensionInUse {
     pub account: String,
     pub others: Vec<OtherDevice>,
@@ -530,6 +542,7 @@ impl ExtensionInUse {
 
 /// An INVITE reached this device over the registration's flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct IncomingCall {
     pub account: String,
     pub from: String,
@@ -538,6 +551,7 @@ pub struct IncomingCall {
 
 /// Direction of a traced SIP message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Sent,
@@ -546,6 +560,7 @@ pub enum Direction {
 
 /// A SIP message as sent or received, with credentials redacted, for the support trace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TraceEntry {
     pub account: String,
     pub direction: Direction,

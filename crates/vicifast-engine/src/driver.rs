@@ -289,6 +289,7 @@ impl Driver {
                             }
                             EngineEvent::CallRefused(Stamped::now(RefusedCall { call, reason }))
                         }
+                        EdgeEvent::CallMoved(moved) => EngineEvent::CallMoved(Stamped::now(moved)),
                         EdgeEvent::Trace(entry) => {
                             if !self.traces.take() {
                                 self.junk.dropped(EngineDrop::TraceOverflow, None);

@@ -3,13 +3,14 @@
 
 use serde::Serialize;
 use std::time::SystemTime;
-use vicifast_core::edge::SoftphoneStatus;
+use vicifast_core::edge::{CallMoved, SoftphoneStatus};
 use vicifast_core::{
     BindingInfo, ExpiryAdjustment, ExtensionInUse, IncomingCall, Status, TraceEntry,
 };
 
 /// A value with the moment it was produced (RFC 3339, UTC, milliseconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Stamped<T> {
     pub at: String,
     #[serde(flatten)]
@@ -69,4 +70,7 @@ pub enum EngineEvent {
     Softphone(Stamped<SoftphoneStatus>),
     /// A call was refused at once because the softphone cannot take it.
     CallRefused(Stamped<RefusedCall>),
+    /// The network changed during a call through the edge proxy (once per change): the PBX
+    /// keeps sending its audio to the old address until the softphone renegotiates.
+    CallMoved(Stamped<CallMoved>),
 }

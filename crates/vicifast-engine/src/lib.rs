@@ -37,8 +37,8 @@ pub use edge::SoftphoneError;
 pub use events::{BindingList, EngineEvent, RefusedCall, RemovedContacts, Stamped};
 pub use vicifast_core::drop_log::{escape, escape_uncut};
 pub use vicifast_core::edge::{
-    EdgeConfig, EdgeConfigError, FixedContact, SoftphoneProblem, SoftphoneProblemCode,
-    SoftphoneState, SoftphoneStatus, DEFAULT_LISTEN,
+    CallDirection, CallInProgress, CallMoved, EdgeConfig, EdgeConfigError, FixedContact,
+    SoftphoneProblem, SoftphoneProblemCode, SoftphoneState, SoftphoneStatus, DEFAULT_LISTEN,
 };
 pub use vicifast_core::{
     validate, AccountConfig, AddressError, BindingInfo, Cause, Direction, ExpiryAdjustment,

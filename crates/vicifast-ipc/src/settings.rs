@@ -12,6 +12,7 @@ pub const ACCOUNT: &str = "default";
 
 /// `Settings` on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct UiSettings {
     pub server: String,

@@ -18,6 +18,8 @@ pub mod softphone;
 pub mod state;
 mod timeline;
 pub mod tray;
+#[cfg(test)]
+mod ui_types;
 pub mod window;
 
 use app::App;

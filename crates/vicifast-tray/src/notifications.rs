@@ -2,7 +2,7 @@
 
 use crate::state::View;
 use vicifast_engine::{
-    Cause, ExtensionInUse, RegistrationState, SoftphoneState, SoftphoneStatus, Status,
+    CallMoved, Cause, ExtensionInUse, RegistrationState, SoftphoneState, SoftphoneStatus, Status,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +84,16 @@ pub fn on_extension_in_use(who: &str, info: &ExtensionInUse) -> Notice {
             "{who}: {} Open VICIfast to choose: use this computer, or stop here.",
             info.message
         ),
+    }
+}
+
+/// The network changed during a call: the agent hears nothing from the caller until the
+/// softphone renegotiates, which it does not do by itself, so the agent is told what to do. The
+/// engine reports each change once.
+pub fn on_call_moved(moved: &CallMoved) -> Notice {
+    Notice {
+        title: "Network changed during your call".to_owned(),
+        body: moved.message.clone(),
     }
 }
 
@@ -191,6 +201,27 @@ mod tests {
             n.body
         );
         assert!(n.body.contains("use this computer"));
+    }
+
+    #[test]
+    fn a_call_across_a_network_change_tells_what_to_do() {
+        let moved = CallMoved::new(
+            "default",
+            vec![vicifast_engine::CallInProgress {
+                call_id: "c1".to_owned(),
+                direction: vicifast_engine::CallDirection::Incoming,
+                other_party: "sip:200@pbx".to_owned(),
+            }],
+            [198, 18, 1, 10].into(),
+            [198, 18, 2, 10].into(),
+        );
+        let n = on_call_moved(&moved);
+        assert!(n.body.contains("cannot hear the caller"), "{}", n.body);
+        assert!(
+            n.body.contains("put the call on hold and take it off hold"),
+            "{}",
+            n.body
+        );
     }
 
     #[test]

@@ -526,6 +526,12 @@ pub fn forward(app: &App, event: EngineEvent) {
             app.view().push_timeline(entry.clone());
             announce(app, Some(entry), false, None);
         }
+        EngineEvent::CallMoved(moved) => {
+            let entry = timeline::from_call_moved(&moved);
+            let notice = notifications::on_call_moved(&moved.inner);
+            app.view().push_timeline(entry.clone());
+            announce(app, Some(entry), false, Some(notice));
+        }
         _ => {}
     }
 }

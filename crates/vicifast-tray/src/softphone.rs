@@ -13,6 +13,7 @@ use vicifast_engine::{
 
 /// One account's softphone (`SoftphoneView` on the wire).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct SoftphoneView {
     /// The account's name in the settings (`default` for the app's own).
     pub account: String,

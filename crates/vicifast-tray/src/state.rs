@@ -15,9 +15,13 @@ pub const TRACE_LIMIT: usize = 300;
 
 /// `UiState` on the wire.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct UiState {
     pub settings: Option<UiSettings>,
     pub has_password: bool,
+    /// The last status: the engine's, or one the app made in the same shape (an unreadable
+    /// settings file, problem code `settings_file`, which is not one of the engine's codes).
+    #[cfg_attr(test, ts(as = "Option<Stamped<vicifast_engine::Status>>"))]
     pub status: Option<serde_json::Value>,
     pub timeline: Vec<TimelineEntry>,
     pub trace: Vec<Stamped<TraceEntry>>,
@@ -30,6 +34,7 @@ pub struct UiState {
 /// Another saved account (added with `vicifast-cli account set`), registered beside the app's
 /// own; the window lists it (`OtherAccount` on the wire, event `accounts`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct OtherAccount {
     pub account: String,
     pub extension: String,

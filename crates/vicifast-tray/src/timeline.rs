@@ -2,12 +2,13 @@
 
 use serde::Serialize;
 use vicifast_engine::{
-    Cause, ExtensionInUse, IncomingCall, RefusedCall, RegistrationState, SoftphoneState,
+    CallMoved, Cause, ExtensionInUse, IncomingCall, RefusedCall, RegistrationState, SoftphoneState,
     SoftphoneStatus, Stamped, Status,
 };
 
 /// One line of the timeline (`TimelineEntry` in the IPC contract).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct TimelineEntry {
     pub at: String,
     pub kind: String,
@@ -150,6 +151,15 @@ pub fn from_refused_call(refused: &Stamped<RefusedCall>) -> TimelineEntry {
     }
 }
 
+/// The timeline entry for a network change during a call: what the agent can do about it.
+pub fn from_call_moved(moved: &Stamped<CallMoved>) -> TimelineEntry {
+    TimelineEntry {
+        at: moved.at.clone(),
+        kind: "call_moved".to_owned(),
+        text: moved.inner.message.clone(),
+    }
+}
+
 fn join(first: &str, problem: &str) -> String {
     if problem.is_empty() {
         first.to_owned()
@@ -218,5 +228,25 @@ mod tests {
             },
         };
         assert_eq!(from_call(&call).kind, "incoming_call");
+    }
+
+    #[test]
+    fn a_call_across_a_network_change_says_what_to_do() {
+        let moved = Stamped {
+            at: "2026-11-26T05:00:00.000Z".to_owned(),
+            inner: CallMoved::new(
+                "default",
+                Vec::new(),
+                [198, 18, 1, 10].into(),
+                [198, 18, 2, 10].into(),
+            ),
+        };
+        let e = from_call_moved(&moved);
+        assert_eq!(e.kind, "call_moved");
+        assert!(
+            e.text.contains("if you cannot hear the caller"),
+            "{}",
+            e.text
+        );
     }
 }

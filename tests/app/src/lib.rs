@@ -71,7 +71,10 @@ pub fn wait_for<T>(
 pub fn enabled(test: &str) -> bool {
     let on = std::env::var("VICIFAST_APP_E2E").is_ok_and(|v| v == "1");
     if !on {
-        eprintln!("skipped {test}: the real-app tests run with VICIFAST_APP_E2E=1 (make app-e2e)");
+        vicifast_e2e::skip::skipped(
+            test,
+            "the real-app tests run with VICIFAST_APP_E2E=1 (make app-e2e)",
+        );
     }
     on
 }

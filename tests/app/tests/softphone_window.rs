@@ -84,8 +84,10 @@ fn the_window_and_the_tray_show_the_softphone() {
         return;
     };
     if !baresip_available() {
-        println!("the_window_and_the_tray_show_the_softphone: skipped: needs baresip-core");
-        eprintln!("skipped: needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules");
+        vicifast_e2e::skip::skipped(
+            "the_window_and_the_tray_show_the_softphone",
+            "needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules (make test-e2e installs it)",
+        );
         return;
     }
     let desktop = Desktop::start().unwrap();

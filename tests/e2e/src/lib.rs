@@ -9,6 +9,7 @@ pub mod fake_registrar;
 pub mod fleet;
 pub mod netns;
 mod registrar;
+pub mod skip;
 pub mod softphone;
 mod tools;
 pub mod wine;

@@ -105,8 +105,10 @@ pub fn have_root(test: &str) -> bool {
     if effective_uid() == Some(0) {
         return true;
     }
-    println!("{test}: skipped: needs root for network namespaces (run as root, or `sudo make netns-test`)");
-    eprintln!("{test}: skipped: needs root for network namespaces");
+    crate::skip::skipped(
+        test,
+        "needs root for network namespaces (run as root, or `sudo make netns-test`)",
+    );
     false
 }
 

@@ -214,5 +214,5 @@ pub fn not_run(test: &str, why: &str) {
     if std::env::var_os(WINDOWS_E2E_ENV).is_some() {
         panic!("{test} was asked to run under Wine ({WINDOWS_E2E_ENV}=1) but cannot: {why}");
     }
-    eprintln!("SKIPPED {test}: {why}");
+    crate::skip::skipped(test, why);
 }

@@ -40,9 +40,12 @@ fn in_private_keychain(test: &str) -> bool {
     }
     let missing: Vec<_> = TOOLS.iter().filter(|t| !on_path(t)).collect();
     if !missing.is_empty() {
-        eprintln!(
-            "SKIPPED {test}: {missing:?} not installed (apt-get install dbus-daemon dbus-bin \
-             gnome-keyring libsecret-tools, or `make test`)"
+        vicifast_e2e::skip::skipped(
+            test,
+            &format!(
+                "{missing:?} not installed (apt-get install dbus-daemon dbus-bin gnome-keyring \
+                 libsecret-tools, or `make test`)"
+            ),
         );
         return false;
     }

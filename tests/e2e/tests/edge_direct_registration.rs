@@ -15,7 +15,7 @@ use vicifast_e2e::{register_args, Cli, Registrar, RegistrarOptions, Transport, W
 fn a_softphone_that_also_registers_directly_is_reported_and_not_fought() {
     let test = "a_softphone_that_also_registers_directly_is_reported_and_not_fought";
     if !baresip_available() {
-        println!("{test}: skipped: needs baresip-core (make test-e2e installs it)");
+        vicifast_e2e::skip::skipped(test, "needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules (make test-e2e installs it)");
         return;
     }
     let registrar = Registrar::start(RegistrarOptions::default()).unwrap();

@@ -18,9 +18,11 @@
 //! - A call in progress across the switch is measured and reported (not asserted on timing): the
 //!   audio gap each side hears, whether the call survives, whether Kamailio and the caller keep
 //!   sending to the old address (counted at the router), and whether the caller's in-dialog BYE
-//!   still passes. Asserted: the softphone's re-INVITE brings the audio back (VICIfast rewrites
-//!   its SDP to the flow's new address, and the caller sends there), the call ends with a BYE
-//!   from one side, and the next call works.
+//!   still passes. Asserted: VICIfast tells the agent at once, once (the CLI's `call_moved`
+//!   event, naming the call and both addresses), the softphone's re-INVITE brings the audio back
+//!   (VICIfast rewrites its SDP to the flow's new address, and the caller sends there), the call
+//!   ends with a BYE from one side, and the next call works. A switch with no call up is not
+//!   told.
 //!
 //! Root only (network namespaces); skipped with a message otherwise, or without baresip.
 #![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
@@ -56,6 +58,8 @@ struct Site {
     vicifast: Cli,
     registrar: Registrar,
     ext: String,
+    /// The caller's extension.
+    caller_ext: String,
     /// VICIfast's contact when it first registered.
     first_contact: String,
     topo: Topology,
@@ -66,8 +70,7 @@ fn skip(test: &str) -> bool {
         return true;
     }
     if !baresip_available() {
-        println!("{test}: skipped: needs baresip-core (make test-e2e installs it)");
-        eprintln!("{test}: skipped: needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules");
+        vicifast_e2e::skip::skipped(test, "needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules (make test-e2e installs it)");
         return true;
     }
     false
@@ -180,6 +183,7 @@ impl Site {
             vicifast,
             registrar,
             ext,
+            caller_ext,
             first_contact,
             topo,
         }
@@ -219,6 +223,24 @@ impl Site {
         ) {
             panic!("{err}");
         }
+    }
+
+    /// The `call_moved` events VICIfast printed up to its `incoming_call` for the next call,
+    /// which comes after anything a route switch before it made VICIfast say.
+    #[track_caller]
+    fn calls_moved_before_next_call(&mut self) -> Vec<serde_json::Value> {
+        if let Err(err) = self
+            .vicifast
+            .wait_for(|s| s["event"] == "incoming_call", WAIT)
+        {
+            panic!("{err}");
+        }
+        self.vicifast
+            .statuses()
+            .iter()
+            .filter(|s| s["event"] == "call_moved")
+            .cloned()
+            .collect()
     }
 
     /// The caller dials the extension; returns once both sides have heard 2 s of each other
@@ -420,6 +442,11 @@ fn after_a_route_switch_the_next_call_reaches_the_softphone() {
     eprintln!("the registration moved: Kamailio holds {binding} only");
 
     site.call_in();
+    let told = site.calls_moved_before_next_call();
+    assert!(
+        told.is_empty(),
+        "no call was up during the switch: {told:?}"
+    );
     let ended = site.phone.count_output("terminated");
     site.caller.command("hangup", "").unwrap();
     assert!(
@@ -479,6 +506,39 @@ fn call_across_a_route_switch(test: &str, tag: &str, remove_old_address: bool) {
     site.wait_registered_at(&new);
     let new_contact = site.wait_sole_binding_at(&new);
     let moved = switched.elapsed();
+    // VICIfast tells the agent, since the softphone cannot notice: the event may come before or
+    // after the new registration's status.
+    let told = match site
+        .vicifast
+        .statuses()
+        .iter()
+        .find(|s| s["event"] == "call_moved")
+        .cloned()
+    {
+        Some(told) => told,
+        None => site
+            .vicifast
+            .wait_for(|s| s["event"] == "call_moved", WAIT)
+            .unwrap_or_else(|err| panic!("{err}")),
+    };
+    let told_after = switched.elapsed();
+    assert_eq!(told["old_address"], old.as_str(), "{told}");
+    assert_eq!(told["new_address"], new.as_str(), "{told}");
+    let calls = told["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{told}");
+    assert_eq!(calls[0]["direction"], "incoming", "{told}");
+    assert!(
+        calls[0]["other_party"]
+            .as_str()
+            .is_some_and(|p| p.contains(&site.caller_ext)),
+        "{told}"
+    );
+    assert!(
+        told["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("put the call on hold and take it off hold")),
+        "{told}"
+    );
     let new_counters =
         AddressCounters::install(&site.topo, "new", &new, contact_port(&new_contact, &new));
 
@@ -546,6 +606,10 @@ fn call_across_a_route_switch(test: &str, tag: &str, remove_old_address: bool) {
     );
     eprintln!("registration moved: new binding {moved:?} after the switch");
     eprintln!(
+        "VICIfast told the agent (call_moved) at most {told_after:?} after the switch: {}",
+        told["message"]
+    );
+    eprintln!(
         "call still up {:?} after the switch (nobody hung up): {survived}",
         OBSERVE + moved
     );
@@ -584,6 +648,8 @@ fn call_across_a_route_switch(test: &str, tag: &str, remove_old_address: bool) {
 
     // Whatever happened to that call, the next one works.
     site.call_in();
+    let told = site.calls_moved_before_next_call();
+    assert_eq!(told.len(), 1, "told once per switch: {told:?}");
     let ended = site.phone.count_output("terminated");
     site.caller.command("hangup", "").unwrap();
     assert!(

@@ -153,11 +153,11 @@ fn sent_response(log: &str, status: &str, method: &str) -> bool {
 fn sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call() {
     let test = "sipp_as_the_softphone_registers_with_vicifast_and_takes_a_call";
     let Some(sipp) = sipp_program() else {
-        println!("{test}: skipped: needs SIPp (sip-tester; make test-e2e installs it)");
+        vicifast_e2e::skip::skipped(test, "needs SIPp (sip-tester; make test-e2e installs it)");
         return;
     };
     if !baresip_available() {
-        println!("{test}: skipped: needs baresip-core (make test-e2e installs it)");
+        vicifast_e2e::skip::skipped(test, "needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules (make test-e2e installs it)");
         return;
     }
     let registrar = Registrar::start(RegistrarOptions {

@@ -28,8 +28,7 @@ fn skip_without_baresip(test: &str) -> bool {
     if baresip_available() {
         return false;
     }
-    println!("{test}: skipped: needs baresip-core (make test-e2e installs it)");
-    eprintln!("{test}: skipped: needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules");
+    vicifast_e2e::skip::skipped(test, "needs baresip-core with the aufile, sndfile, g711, menu, aubridge and ctrl_tcp modules (make test-e2e installs it)");
     true
 }
 

@@ -1,7 +1,8 @@
 /** Accounts added with the CLI are listed beside the app's own, and follow pushed updates. */
+import type { OtherAccount } from '../../src/types';
 import { expect, test, uiState } from './fixtures';
 
-const other = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
+const other = (over: Partial<OtherAccount> = {}): OtherAccount => ({
   account: 'sales',
   extension: '202',
   server: 'pbx2.example.com',

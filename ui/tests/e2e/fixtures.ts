@@ -3,6 +3,7 @@ import { buildSync } from 'esbuild';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Settings, StatusEvent, UiState } from '../../src/types';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const SHOTS = resolve(here, '../../../test-output/ui');
@@ -35,7 +36,7 @@ export interface Scenario {
   saveResult?: unknown;
 }
 
-export const settings = {
+export const settings: Settings = {
   server: 'pbx.example.com',
   extension: '101',
   auth_user: null,
@@ -47,9 +48,9 @@ export const settings = {
   start_at_login: false,
 };
 
-export function statusAt(over: Record<string, unknown> = {}): Record<string, unknown> {
+/** A status as the tray process sends it; `over` may hold what a newer one might send. */
+export function statusAt(over: Partial<StatusEvent> = {}): StatusEvent {
   return {
-    event: 'status',
     at: iso(T0),
     account: 'default',
     state: 'registered',
@@ -62,12 +63,21 @@ export function statusAt(over: Record<string, unknown> = {}): Record<string, unk
     next_refresh_in: 560,
     next_attempt_in: null,
     problem: null,
-    bindings: [{ contact: 'sip:101@198.18.0.2:40000;transport=udp', expires_in: 600, ours: true }],
+    bindings: [
+      {
+        contact: 'sip:101@198.18.0.2:40000;transport=udp',
+        expires_in: 600,
+        ours: true,
+        stale: false,
+      },
+    ],
+    expiry_adjusted: null,
+    extension_in_use: null,
     ...over,
   };
 }
 
-export function uiState(over: Record<string, unknown> = {}): Record<string, unknown> {
+export function uiState(over: Partial<UiState> = {}): UiState {
   return {
     settings,
     has_password: true,
@@ -78,6 +88,8 @@ export function uiState(over: Record<string, unknown> = {}): Record<string, unkn
     ],
     trace: [],
     interface: 'wlan0',
+    other_accounts: [],
+    softphones: [],
     ...over,
   };
 }

@@ -1,7 +1,8 @@
 /** Another device took the extension: the window says so, names it, and offers the choice. */
+import type { ExtensionInUse, StatusEvent } from '../../src/types';
 import { expect, iso, statusAt, T0, test, uiState } from './fixtures';
 
-const IN_USE = {
+const IN_USE: ExtensionInUse = {
   account: 'default',
   others: [
     {
@@ -18,7 +19,7 @@ const IN_USE = {
     'Use this computer registers the extension here now. The other device takes it back at its next refresh unless it is signed out.',
 };
 
-function inUseStatus(over: Record<string, unknown> = {}) {
+function inUseStatus(over: Partial<StatusEvent> = {}) {
   return statusAt({
     cause: 'extension_in_use',
     problem: {

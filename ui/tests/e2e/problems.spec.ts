@@ -1,8 +1,9 @@
 /** Every problem code renders the backend's words, the UI's guidance and a details disclosure. */
 import { guidanceFor, hasGuidance } from '../../src/guidance';
-import { PROBLEM_CODES } from '../../src/types';
+import { PROBLEM_CODES, type ProblemCode } from '../../src/types';
 import { expect, statusAt, test, uiState } from './fixtures';
 
+/** `code` may be one this window does not know yet: it is sent as any string would be. */
 function failedWith(code: string) {
   return uiState({
     status: statusAt({
@@ -19,7 +20,7 @@ function failedWith(code: string) {
       next_refresh_in: null,
       next_attempt_in: 330,
       problem: {
-        code,
+        code: code as ProblemCode,
         message: `Message for ${code}.`,
         action: `Action for ${code}.`,
         detail: `SIP/2.0 detail for ${code}\r\nAuthorization: Digest response="leaked-${code}"`,

@@ -1,7 +1,8 @@
 /** The softphone behind VICIfast: whether calls ring in it, what to do when not, where it points. */
+import type { Softphone, SoftphoneProblem, SoftphoneReport } from '../../src/types';
 import { expect, iso, T0, test, uiState } from './fixtures';
 
-function report(over: Record<string, unknown> = {}): Record<string, unknown> {
+function report(over: Partial<SoftphoneReport> = {}): SoftphoneReport {
   return {
     at: iso(T0),
     account: 'default',
@@ -16,9 +17,9 @@ function report(over: Record<string, unknown> = {}): Record<string, unknown> {
 }
 
 function softphone(
-  status: Record<string, unknown> | null = report(),
-  over: Record<string, unknown> = {},
-): Record<string, unknown> {
+  status: SoftphoneReport | null = report(),
+  over: Partial<Softphone> = {},
+): Softphone {
   return {
     account: 'default',
     extension: '101',
@@ -29,7 +30,7 @@ function softphone(
   };
 }
 
-const WRONG_PASSWORD = {
+const WRONG_PASSWORD: SoftphoneProblem = {
   code: 'wrong_password',
   message: 'Your softphone tried to sign in to VICIfast with a wrong password.',
   action:

@@ -1,7 +1,8 @@
 /** Every registration state renders its label, its own icon shape, "for …" and countdowns. */
+import type { Problem, ProblemCode } from '../../src/types';
 import { expect, iso, statusAt, T0, test, uiState } from './fixtures';
 
-const problem = (code: string, message: string, action: string, detail: string) => ({
+const problem = (code: ProblemCode, message: string, action: string, detail: string): Problem => ({
   code,
   message,
   action,
@@ -190,8 +191,8 @@ test('other devices on the same extension are mentioned', async ({ page, vf }) =
     state: uiState({
       status: statusAt({
         bindings: [
-          { contact: 'sip:101@198.18.0.2:40000', expires_in: 600, ours: true },
-          { contact: 'sip:101@198.18.0.9:5060', expires_in: 100, ours: false },
+          { contact: 'sip:101@198.18.0.2:40000', expires_in: 600, ours: true, stale: false },
+          { contact: 'sip:101@198.18.0.9:5060', expires_in: 100, ours: false, stale: false },
         ],
       }),
     }),

@@ -16,7 +16,16 @@ export function status(over: Partial<StatusEvent> = {}): StatusEvent {
     next_refresh_in: 260,
     next_attempt_in: null,
     problem: null,
-    bindings: [{ contact: 'sip:101@198.18.0.2:40000;transport=udp', expires_in: 300, ours: true }],
+    bindings: [
+      {
+        contact: 'sip:101@198.18.0.2:40000;transport=udp',
+        expires_in: 300,
+        ours: true,
+        stale: false,
+      },
+    ],
+    expiry_adjusted: null,
+    extension_in_use: null,
     ...over,
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { countdownOf, headerOf, lookOf, nextStateSince, statusView } from '../../src/model';
-import { STATES } from '../../src/types';
+import { STATES, type ExpiryAdjustment, type ExtensionInUse } from '../../src/types';
 import { status, T0 } from './fixtures';
 
 describe('lookOf', () => {
@@ -90,8 +90,8 @@ describe('statusView', () => {
   it('mentions other devices registered on the same extension', () => {
     const s = status({
       bindings: [
-        { contact: 'sip:a', expires_in: 300, ours: true },
-        { contact: 'sip:b', expires_in: 100, ours: false },
+        { contact: 'sip:a', expires_in: 300, ours: true, stale: false },
+        { contact: 'sip:b', expires_in: 100, ours: false, stale: false },
       ],
     });
     const others = statusView(s, T0, T0, null).rows.find((r) => r.key === 'others');
@@ -101,7 +101,7 @@ describe('statusView', () => {
   it('names an old registration of this computer being removed', () => {
     const s = status({
       bindings: [
-        { contact: 'sip:a', expires_in: 300, ours: true },
+        { contact: 'sip:a', expires_in: 300, ours: true, stale: false },
         { contact: 'sip:old', expires_in: 200, ours: true, stale: true },
       ],
     });
@@ -113,7 +113,12 @@ describe('statusView', () => {
   it('says when the renewal interval differs from what the server granted', () => {
     const message =
       'The phone server keeps this registration for only 1 s. Tell your administrator.';
-    const adjusted = { granted: 1, refreshed_as: 30, reason: 'below_minimum', message };
+    const adjusted: ExpiryAdjustment = {
+      granted: 1,
+      refreshed_as: 30,
+      reason: 'below_minimum',
+      message,
+    };
     const rows = Object.fromEntries(
       statusView(status({ expiry_adjusted: adjusted }), T0, T0, null).rows.map((r) => [
         r.key,
@@ -144,7 +149,7 @@ describe('headerOf', () => {
 });
 
 describe('another device on the extension', () => {
-  const inUse = {
+  const inUse: ExtensionInUse = {
     account: 'default',
     others: [
       {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 /// Whether the softphone can take the agent's calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SoftphoneState {
@@ -59,6 +60,7 @@ impl fmt::Display for SoftphoneState {
 
 /// Stable codes for what the agent must change in the softphone. Never rename one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SoftphoneProblemCode {
@@ -85,6 +87,7 @@ impl SoftphoneProblemCode {
 
 /// A problem with the softphone's settings, in words for the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SoftphoneProblem {
     pub code: SoftphoneProblemCode,
     pub message: String,
@@ -124,6 +127,7 @@ impl SoftphoneProblem {
 
 /// A snapshot of the softphone, for the tray, the window and the CLI's JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SoftphoneStatus {
     pub account: String,
     pub state: SoftphoneState,

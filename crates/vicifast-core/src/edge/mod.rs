@@ -58,11 +58,17 @@
 //! INVITE is answered 480 with a Reason at once, and an INVITE already relayed is ended (480
 //! upstream, CANCEL downstream) as soon as a check goes unanswered. Timer C bounds ringing.
 //!
+//! **Calls across a network change.** See `calls`: the calls up through the edge proxy are
+//! tracked (from the 2xx to their INVITE until a BYE), and when the registration's flow moves to
+//! another address while one is up, [`EdgeEvent::CallMoved`] says once what the agent can do:
+//! the PBX keeps sending the call's audio to the old address until the softphone renegotiates.
+//!
 //! **Bounds.** Transactions, nonces and past addresses live in capped tables whose entries
 //! expire; malformed input is dropped (or answered, when a response can be built) and never
 //! panics. The fuzzing entry points are [`EdgeProxy::handle_softphone_receive`],
 //! [`EdgeProxy::handle_pbx_receive`] and [`EdgeProxy::handle_timeout`].
 
+mod calls;
 mod challenge;
 mod config;
 mod conflict;
@@ -75,6 +81,7 @@ mod routing;
 mod sdp;
 mod transaction;
 
+pub use calls::{CallDirection, CallInProgress, CallMoved, CALL_IDLE_LIMIT, MAX_CALLS};
 pub use config::{DigestAlgorithm, EdgeConfig, EdgeConfigError, FixedContact, DEFAULT_LISTEN};
 pub use conflict::DirectRegistration;
 pub use demux::{follow_flow, receive_on_flow};
@@ -83,6 +90,7 @@ pub use health::{SoftphoneProblem, SoftphoneProblemCode, SoftphoneState, Softpho
 use crate::config::{AccountConfig, Password};
 use crate::status::{BindingInfo, IncomingCall, TraceEntry, Transport};
 use crate::{FlowId, Transmit};
+use calls::Calls;
 use health::Checks;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -158,6 +166,8 @@ pub enum EdgeEvent {
     CallRefused { call: IncomingCall, reason: String },
     /// A message relayed or answered, credentials redacted.
     Trace(TraceEntry),
+    /// The registration's flow moved to another address while calls were up (once per move).
+    CallMoved(CallMoved),
 }
 
 /// Whether a message from the PBX's flow was the edge proxy's.
@@ -189,6 +199,7 @@ pub struct EdgeProxy {
     /// What the last published status said, to publish changes only.
     published: Option<SoftphoneStatus>,
     transactions: RelayTransactions,
+    calls: Calls,
     outputs: VecDeque<EdgeOutput>,
 }
 
@@ -232,6 +243,7 @@ impl EdgeProxy {
             problem: None,
             published: None,
             transactions: RelayTransactions::default(),
+            calls: Calls::default(),
             outputs: VecDeque::new(),
         })
     }
@@ -281,6 +293,11 @@ impl EdgeProxy {
         self.transactions.entries.len()
     }
 
+    /// The calls up through the edge proxy at `now`.
+    pub fn calls_in_progress(&self, now: Instant) -> Vec<CallInProgress> {
+        self.calls.in_progress(now)
+    }
+
     // ---- commands ----
 
     /// Publishes the first status and, with a fixed contact, starts checking the softphone.
@@ -299,7 +316,8 @@ impl EdgeProxy {
     // ---- inputs ----
 
     /// The registration's flow changed (a new flow, a new public address), or there is none.
-    pub fn handle_pbx_flow(&mut self, _now: Instant, flow: Option<PbxFlow>) {
+    /// When it moved to another address while calls are up, says so ([`EdgeEvent::CallMoved`]).
+    pub fn handle_pbx_flow(&mut self, now: Instant, flow: Option<PbxFlow>) {
         if let Some(old) = self.flow {
             for ip in [Some(old.local.ip()), old.public.map(|p| p.ip())]
                 .into_iter()
@@ -314,6 +332,23 @@ impl EdgeProxy {
             }
         }
         self.flow = flow;
+        if let Some(moved) = self.calls.flow_changed(now, flow.as_ref()) {
+            tracing::warn!(
+                account = %self.account,
+                calls = moved.calls.len(),
+                old = %moved.old_address,
+                new = %moved.new_address,
+                "the network changed during a call: the PBX sends its audio to the old address until the softphone renegotiates"
+            );
+            let event = CallMoved::new(
+                self.account.clone(),
+                moved.calls,
+                moved.old_address,
+                moved.new_address,
+            );
+            self.outputs
+                .push_back(EdgeOutput::Event(EdgeEvent::CallMoved(event)));
+        }
     }
 
     // `handle_pbx_receive`, `handle_softphone_receive` and `handle_timeout` are in `relay`.

@@ -1,6 +1,7 @@
 //! Relaying: what the edge proxy does with each request, response and timer. The rules are in
 //! the module documentation of [`super`]; the transaction states in [`super::transaction`].
 
+use super::calls::CallDirection;
 use super::editable::EditableMessage;
 use super::health::{ProbeDue, SoftphoneState};
 use super::registrar::BindingChange;
@@ -147,6 +148,14 @@ impl EdgeProxy {
         let Some(branch) = derive_branch(&self.secret, upstream.leg.other(), &request) else {
             return;
         };
+        if request.in_dialog() {
+            self.calls.request_in_dialog(now, &request);
+            if upstream.leg == Leg::Softphone && carries_sdp(&request) {
+                if let Some(flow) = self.flow {
+                    self.calls.softphone_sent_media(&request, &flow);
+                }
+            }
+        }
         match method.as_str() {
             "ACK" => return self.on_ack(upstream, branch, request),
             "CANCEL" => return self.on_cancel(now, upstream, branch, request),
@@ -664,6 +673,9 @@ impl EdgeProxy {
         }
         if from == Leg::Softphone {
             self.rewrite_sdp(&mut response);
+            if let (true, Some(flow)) = (carries_sdp(&response), self.flow) {
+                self.calls.softphone_sent_media(&response, &flow);
+            }
         }
         let key: Key = (branch, method == "INVITE");
         if !self.transactions.entries.contains_key(&key) {
@@ -736,6 +748,14 @@ impl EdgeProxy {
             down.retransmit = None;
             down.give_up = None;
         }
+        if tx.invite && !tx.request.in_dialog() {
+            let direction = match tx.from {
+                Leg::Pbx => CallDirection::Incoming,
+                Leg::Softphone => CallDirection::Outgoing,
+            };
+            self.calls
+                .answered(now, direction, &tx.request, &response, self.flow.as_ref());
+        }
         let bytes = response.to_bytes();
         let first = tx.final_code.is_none();
         if first {
@@ -754,6 +774,9 @@ impl EdgeProxy {
         let Some(tx) = self.transactions.entries.get_mut(key) else {
             return;
         };
+        if tx.request.in_dialog() {
+            self.calls.request_failed(&tx.request, response.code());
+        }
         let mut sends = Vec::new();
         if let Some(down) = tx.downstream.as_mut() {
             if tx.invite {
@@ -893,6 +916,9 @@ impl EdgeProxy {
                     }
                 }
                 Due::NoResponse => {
+                    if tx.request.in_dialog() {
+                        self.calls.request_failed(&tx.request, None);
+                    }
                     let cancelled = tx
                         .downstream
                         .as_ref()
@@ -986,6 +1012,11 @@ impl EdgeProxy {
                 text: message::redact(&String::from_utf8_lossy(bytes)),
             })));
     }
+}
+
+/// Whether a message carries an SDP body.
+fn carries_sdp(message: &EditableMessage) -> bool {
+    !message.body.is_empty() && message.content_type().as_deref() == Some("application/sdp")
 }
 
 /// RFC 3261 §17.1.1.3: the ACK to a non-2xx final response of a relayed INVITE.

@@ -1,4 +1,4 @@
-# The desktop app (issue 4): two processes. src-tauri/tray/ is VICIfast in the tray
+# The desktop app (issue 4): two processes. crates/vicifast-tray/ is VICIfast in the tray
 # (`vicifast-tray`: registration, tray icon, notifications; no web engine), src-tauri/ the window
 # (`vicifast`: Tauri 2, web UI in ui/, started on demand, gone when closed); icons in icons/.
 # Included by the Makefile; `make test` runs app-deps and app-test when this file exists.

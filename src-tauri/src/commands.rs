@@ -5,10 +5,9 @@
 use crate::link::TrayLink;
 use tauri::{AppHandle, State};
 use vicifast_accounts::{Keychain, OsKeychain, Settings};
-use vicifast_engine::Password;
-use vicifast_tray::error::CommandError;
-use vicifast_tray::ipc::Call;
-use vicifast_tray::settings::{self, UiSettings, ACCOUNT};
+use vicifast_core::Password;
+use vicifast_ipc::settings::{self, UiSettings, ACCOUNT};
+use vicifast_ipc::{Call, CommandError};
 
 type Answer = Result<serde_json::Value, CommandError>;
 

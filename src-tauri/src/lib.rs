@@ -15,7 +15,7 @@ use link::TrayLink;
 pub const WINDOW_FLAG: &str = "--window";
 
 pub fn run() {
-    vicifast_tray::init_logging();
+    init_logging();
     #[cfg(windows)]
     webview2::require();
     let built = tauri::Builder::default()
@@ -45,4 +45,14 @@ pub fn run() {
             std::process::exit(1);
         }
     }
+}
+
+/// Log lines to stderr; `RUST_LOG` sets the level (default info).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

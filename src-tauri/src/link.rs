@@ -10,12 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tauri::{AppHandle, Emitter, Runtime};
 use tokio::sync::{oneshot, Mutex, OnceCell};
-use vicifast_tray::error::CommandError;
-use vicifast_tray::ipc::{self, Call, IpcError, LineWriter, Request, ToWindow};
-use vicifast_tray::state::lock;
-
-/// The tray process's file name, without the platform's suffix.
-pub const TRAY_BINARY: &str = "vicifast-tray";
+use vicifast_ipc::process::{NO_WINDOW_FLAG, TRAY_BINARY};
+use vicifast_ipc::{self as ipc, Call, CommandError, IpcError, LineWriter, Request, ToWindow};
 
 /// How long a tray process just started may take to answer.
 const START_DEADLINE: Duration = Duration::from_secs(15);
@@ -123,7 +119,7 @@ async fn start_tray_process() -> Result<(ipc::LineReader, LineWriter), CommandEr
     tracing::info!("starting {}", binary.display());
     let mut command = std::process::Command::new(&binary);
     command
-        .arg(vicifast_tray::NO_WINDOW_FLAG)
+        .arg(NO_WINDOW_FLAG)
         .stdin(std::process::Stdio::null());
     detach(&mut command);
     let mut child = command.spawn().map_err(|e| {
@@ -174,3 +170,10 @@ fn detach(command: &mut std::process::Command) {
 
 #[cfg(not(unix))]
 fn detach(_command: &mut std::process::Command) {}
+
+/// Locks `mutex`; a panic while it was held does not make it unusable.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -4,7 +4,7 @@
 //! plain words what to install and exits with [`EXIT_WEBVIEW2_MISSING`], from which the tray
 //! process knows to say the same the next time the window is asked for.
 
-use vicifast_tray::window::{EXIT_WEBVIEW2_MISSING, WEBVIEW2_MISSING};
+use vicifast_ipc::process::{EXIT_WEBVIEW2_MISSING, WEBVIEW2_MISSING};
 
 /// Returns when WebView2 is there; otherwise explains and ends the process.
 pub fn require() {

@@ -1,9 +1,7 @@
 //! The tray process's state and what it can be asked to do: the window's commands (over the
 //! local socket), the tray menu's actions, and start-up from the saved settings.
 
-use crate::error::CommandError;
 use crate::registration::{keychain_message, Engine, Secrets};
-use crate::settings::{self, UiSettings, ACCOUNT};
 use crate::settings_file::{self, Stamp};
 use crate::state::{self, lock, Shared, TrayView, UiState, View};
 use crate::{autostart, network, window};
@@ -12,6 +10,8 @@ use std::sync::{Arc, MutexGuard};
 use tokio::sync::{broadcast, watch};
 use vicifast_accounts::{ConfigStore, Keychain, Settings};
 use vicifast_engine::Stamped;
+use vicifast_ipc::settings::{self, UiSettings, ACCOUNT};
+use vicifast_ipc::CommandError;
 
 /// How many window events may wait for a slow window before it misses some.
 const EVENT_BACKLOG: usize = 512;
@@ -377,7 +377,7 @@ mod tests {
     use vicifast_accounts::{KeychainError, MemoryKeychain};
     use vicifast_engine::Password;
 
-    use crate::settings::test_form as form;
+    use crate::test_form as form;
 
     fn temp_store() -> (tempfile::TempDir, ConfigStore) {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -6,11 +6,11 @@
 //! the command to run, when the committed files differ; with `VICIFAST_WRITE_UI_TYPES=1` (what
 //! `make ui-types` sets) it writes them instead.
 
-use crate::error::CommandError;
 use crate::state::UiState;
 use std::collections::BTreeMap;
 use std::path::Path;
 use ts_rs::{Config, TS};
+use vicifast_ipc::CommandError;
 
 /// Two levels below the repository root, wherever this crate lives.
 const GENERATED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ui/src/generated");

@@ -10,7 +10,7 @@
 //! (printed on stderr); 2 when it could not be asked.
 
 use std::process::ExitCode;
-use vicifast_tray::ipc::{self, Request, ToWindow};
+use vicifast_ipc::{self as ipc, Request, ToWindow};
 
 fn main() -> ExitCode {
     let Some(call) = std::env::args().nth(1) else {
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
 #[cfg(windows)]
 fn access() -> ExitCode {
     use std::os::windows::io::AsHandle;
-    let path = format!(r"\\.\pipe\{}", ipc::pipe_name());
+    let path = format!(r"\\.\pipe\{}", ipc::endpoint::pipe_name());
     let read = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -2,9 +2,7 @@
 //! window (`status`, `timeline`, `trace` events), the tray and desktop notifications.
 
 use crate::app::App;
-use crate::error::CommandError;
 use crate::notifications;
-use crate::settings::{self, UiSettings, ACCOUNT};
 use crate::softphone::{ListenProblem, SoftphoneView};
 use crate::state::{problem_words, OtherAccount};
 use crate::timeline;
@@ -16,6 +14,8 @@ use vicifast_engine::{
     Cause, DriverOptions, EngineEvent, Password, Problem, ProblemCode, Registration,
     RegistrationState, SoftphoneStatus, Stamped, Status,
 };
+use vicifast_ipc::settings::{self, UiSettings, ACCOUNT};
+use vicifast_ipc::CommandError;
 
 /// The running engines: the app's account (one lock serialises its start and stop) and the other
 /// saved accounts, by name.

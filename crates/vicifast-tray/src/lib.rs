@@ -1,6 +1,7 @@
 //! VICIfast in the tray: the process that runs all day. It keeps the agent's extension
 //! registered (the [`registration`] engine), shows the state in the [`tray`] and in desktop
-//! [`notifications`], and serves the window process over a local socket ([`ipc`]).
+//! [`notifications`], and serves the window process over a local socket ([`ipc`], speaking the
+//! protocol of the `vicifast-ipc` crate).
 //!
 //! The window is a separate process (`vicifast`, Tauri with its web engine) started on demand
 //! and gone when its window closes: a web engine costs far more memory than everything here, so
@@ -8,12 +9,10 @@
 
 pub mod app;
 mod autostart;
-pub mod error;
 pub mod ipc;
 mod network;
 mod notifications;
 mod registration;
-pub mod settings;
 mod settings_file;
 pub mod softphone;
 pub mod state;
@@ -27,11 +26,8 @@ use app::App;
 use interprocess::local_socket::tokio::Listener;
 use std::sync::Arc;
 use vicifast_accounts::{ConfigStore, OsKeychain};
-
-/// Open the window at start even when registering from saved settings.
-pub const WINDOW_FLAG: &str = "--window";
-/// Never open the window at start (the window process starts this process with it).
-pub const NO_WINDOW_FLAG: &str = "--no-window";
+use vicifast_ipc::process::{NO_WINDOW_FLAG, WINDOW_FLAG};
+use vicifast_ipc::{Call, Request, ToWindow};
 
 const USAGE: &str = "usage: vicifast-tray [--window | --no-window]
 Keeps your phone extension registered from the system tray. A second launch opens the window.";
@@ -94,7 +90,7 @@ pub fn run() {
     let main_app = Arc::clone(&app);
     let main = async move {
         let app = main_app;
-        tokio::spawn(ipc::server::serve(listener, Arc::clone(&app)));
+        tokio::spawn(ipc::serve(listener, Arc::clone(&app)));
         tokio::spawn(quit_on_signals(Arc::clone(&app)));
         let needs_window = app.start().await;
         if let Some(path) = app.settings_path() {
@@ -119,7 +115,8 @@ pub fn run() {
 async fn claim_single_instance(
     window_at_start: WindowAtStart,
 ) -> Result<Option<(Listener, std::fs::File)>, String> {
-    let lock_path = ipc::lock_path().map_err(|e| format!("no place for the lock file: {e}"))?;
+    let lock_path =
+        vicifast_ipc::lock_path().map_err(|e| format!("no place for the lock file: {e}"))?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -136,8 +133,9 @@ async fn claim_single_instance(
             return Err(format!("cannot lock {}: {e}", lock_path.display()))
         }
     }
-    let name = ipc::endpoint().map_err(|e| format!("no place for the local socket: {e}"))?;
-    ipc::listener_options(name)
+    let name =
+        vicifast_ipc::endpoint().map_err(|e| format!("no place for the local socket: {e}"))?;
+    vicifast_ipc::listener_options(name)
         .map_err(|e| format!("cannot secure the local socket: {e}"))?
         .try_overwrite(true)
         .create_tokio()
@@ -151,13 +149,13 @@ async fn hand_over(window_at_start: WindowAtStart) {
         return;
     }
     for _ in 0..50 {
-        if let Ok((mut reader, mut writer)) = ipc::connect().await {
-            let request = ipc::Request {
+        if let Ok((mut reader, mut writer)) = vicifast_ipc::connect().await {
+            let request = Request {
                 id: 1,
-                call: ipc::Call::OpenWindow,
+                call: Call::OpenWindow,
             };
             if writer.send(&request).await.is_ok() {
-                let _ = reader.next::<ipc::ToWindow>().await;
+                let _ = reader.next::<ToWindow>().await;
                 eprintln!("VICIfast is already running; its window was asked to open.");
                 return;
             }
@@ -167,7 +165,7 @@ async fn hand_over(window_at_start: WindowAtStart) {
     eprintln!("VICIfast is already running but did not answer.");
 }
 
-/// Log lines to stderr; `RUST_LOG` sets the level (default info). Shared with the window process.
+/// Log lines to stderr; `RUST_LOG` sets the level (default info).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -200,4 +198,20 @@ async fn quit_on_signals(app: Arc<App>) {
     }
     tracing::info!("signal received: unregistering, then quitting");
     app.quit().await;
+}
+
+/// A plain valid settings form for `server`, for the crate's tests.
+#[cfg(test)]
+fn test_form(server: &str) -> vicifast_ipc::UiSettings {
+    vicifast_ipc::UiSettings {
+        server: server.to_owned(),
+        extension: "101".to_owned(),
+        auth_user: None,
+        domain: None,
+        transport: vicifast_engine::Transport::Udp,
+        port: None,
+        outbound_proxy: None,
+        expires: 300,
+        start_at_login: false,
+    }
 }

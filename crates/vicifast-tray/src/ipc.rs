@@ -1,14 +1,14 @@
-//! The tray process's side of the local socket: one task per connection, one task per request
-//! (a save may wait on the keychain; a `get_state` need not wait behind it).
+//! The tray process's side of the local socket (the protocol is `vicifast-ipc`'s): one task per
+//! connection, one task per request (a save may wait on the keychain; a `get_state` need not
+//! wait behind it).
 
-use super::{split, Call, IpcError, Request, ToWindow};
 use crate::app::{App, WindowEvent};
-use crate::error::CommandError;
 use interprocess::local_socket::tokio::{Listener, Stream};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
+use vicifast_ipc::{split, Call, CommandError, IpcError, Request, ToWindow};
 
 /// What a connection's writer task is given: a message to send, or a request to say when
 /// everything queued before it has been written.

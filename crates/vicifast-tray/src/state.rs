@@ -1,7 +1,6 @@
 //! What the app knows and shows: saved settings, the last status, bounded timeline and trace.
 //! Kept in the backend so a window created later (or again) gets it all from `get_state`.
 
-use crate::settings::{self, UiSettings, ACCOUNT};
 use crate::softphone::SoftphoneView;
 use crate::timeline::TimelineEntry;
 use serde::Serialize;
@@ -9,6 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use vicifast_accounts::Settings;
 use vicifast_engine::{ExtensionInUse, RegistrationState, Stamped, Status, TraceEntry};
+use vicifast_ipc::settings::{self, UiSettings, ACCOUNT};
 
 pub const TIMELINE_LIMIT: usize = 200;
 pub const TRACE_LIMIT: usize = 300;
@@ -358,7 +358,7 @@ mod tests {
     #[test]
     fn menu_enables_register_when_stopped_or_not_registered() {
         let mut view = View {
-            settings: Some(crate::settings::apply(&Settings::default(), &form())),
+            settings: Some(settings::apply(&Settings::default(), &form())),
             ..View::default()
         };
         assert!(view.tray().can_register);
@@ -372,8 +372,8 @@ mod tests {
         assert!(view.tray().can_unregister);
     }
 
-    fn form() -> crate::settings::UiSettings {
-        crate::settings::test_form("pbx")
+    fn form() -> UiSettings {
+        crate::test_form("pbx")
     }
 
     fn other(name: &str, state: Option<RegistrationState>) -> OtherAccount {
@@ -395,7 +395,7 @@ mod tests {
         let mut view = View {
             active: true,
             state: Some(RegistrationState::Registered),
-            settings: Some(crate::settings::apply(&Settings::default(), &form())),
+            settings: Some(settings::apply(&Settings::default(), &form())),
             ..View::default()
         };
         assert_eq!(view.tray().look, TrayLook::Registered);
@@ -446,7 +446,7 @@ mod tests {
         let mut view = View {
             active: true,
             state: Some(RegistrationState::Registered),
-            settings: Some(crate::settings::apply(&Settings::default(), &form())),
+            settings: Some(settings::apply(&Settings::default(), &form())),
             ..View::default()
         };
         assert_eq!(view.tray().look, TrayLook::Registered);
@@ -481,7 +481,7 @@ mod tests {
         let mut view = View {
             active: true,
             state: Some(RegistrationState::Registered),
-            settings: Some(crate::settings::apply(&Settings::default(), &form())),
+            settings: Some(settings::apply(&Settings::default(), &form())),
             ..View::default()
         };
         view.others.insert(

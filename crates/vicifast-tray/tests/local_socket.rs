@@ -12,9 +12,8 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use vicifast_accounts::{ConfigStore, MemoryKeychain};
 use vicifast_engine::Transport;
+use vicifast_ipc::{self as ipc, Call, LineReader, LineWriter, Request, ToWindow, UiSettings};
 use vicifast_tray::app::App;
-use vicifast_tray::ipc::{self, Call, LineReader, LineWriter, Request, ToWindow};
-use vicifast_tray::settings::UiSettings;
 use vicifast_tray::window::Launcher;
 
 struct Fixture {
@@ -48,7 +47,7 @@ async fn serve() -> Fixture {
         false,
     );
     app.start().await;
-    tokio::spawn(ipc::server::serve(listener, Arc::clone(&app)));
+    tokio::spawn(vicifast_tray::ipc::serve(listener, Arc::clone(&app)));
     Fixture {
         _dir: dir,
         app,
@@ -66,7 +65,7 @@ async fn call(
     (reader, writer): &mut (LineReader, LineWriter),
     id: u64,
     call: Call,
-) -> Result<serde_json::Value, vicifast_tray::error::CommandError> {
+) -> Result<serde_json::Value, vicifast_ipc::CommandError> {
     writer.send(&Request { id, call }).await.unwrap();
     loop {
         match reader.next::<ToWindow>().await.unwrap() {

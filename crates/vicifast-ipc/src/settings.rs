@@ -1,17 +1,18 @@
 //! The settings form as the window sends it (`Settings` in the IPC contract), and how it maps to
-//! the saved account.
+//! the saved account. Both processes apply the same rules: the window checks the form before it
+//! puts a password in the keychain, the tray process before it saves the settings file.
 
 use crate::error::CommandError;
 use serde::{Deserialize, Serialize};
 use vicifast_accounts::{AccountSettings, Settings};
-use vicifast_engine::Transport;
+use vicifast_core::Transport;
 
 /// The one account the app manages.
 pub const ACCOUNT: &str = "default";
 
 /// `Settings` on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct UiSettings {
     pub server: String,
@@ -103,22 +104,6 @@ fn non_empty(value: &Option<String>) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
-}
-
-/// A plain valid form for `server`, for the crate's tests.
-#[cfg(test)]
-pub fn test_form(server: &str) -> UiSettings {
-    UiSettings {
-        server: server.to_owned(),
-        extension: "101".to_owned(),
-        auth_user: None,
-        domain: None,
-        transport: Transport::Udp,
-        port: None,
-        outbound_proxy: None,
-        expires: 300,
-        start_at_login: false,
-    }
 }
 
 #[cfg(test)]

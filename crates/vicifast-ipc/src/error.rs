@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a command failed, in words for the call-center agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[error("{message}")]
 pub struct CommandError {
     /// Stable, machine-readable: `invalid`, `settings_file`, `credentials`, `not_configured`,
@@ -13,7 +13,7 @@ pub struct CommandError {
     pub message: String,
     /// The settings field at fault, for validation errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(test, ts(optional))]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub field: Option<String>,
 }
 

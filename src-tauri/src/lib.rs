@@ -11,9 +11,6 @@ mod window;
 
 use link::TrayLink;
 
-/// Accepted for compatibility: the window always opens.
-pub const WINDOW_FLAG: &str = "--window";
-
 pub fn run() {
     init_logging();
     #[cfg(windows)]

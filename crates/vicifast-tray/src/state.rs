@@ -376,6 +376,16 @@ mod tests {
         crate::test_form("pbx")
     }
 
+    /// The app's own account set up, running and registered.
+    fn registered_view() -> View {
+        View {
+            active: true,
+            state: Some(RegistrationState::Registered),
+            settings: Some(settings::apply(&Settings::default(), &form())),
+            ..View::default()
+        }
+    }
+
     fn other(name: &str, state: Option<RegistrationState>) -> OtherAccount {
         OtherAccount {
             account: name.to_owned(),
@@ -392,12 +402,7 @@ mod tests {
 
     #[test]
     fn the_tray_shows_the_most_urgent_account_and_names_each() {
-        let mut view = View {
-            active: true,
-            state: Some(RegistrationState::Registered),
-            settings: Some(settings::apply(&Settings::default(), &form())),
-            ..View::default()
-        };
+        let mut view = registered_view();
         assert_eq!(view.tray().look, TrayLook::Registered);
         view.others.insert(
             "b".to_owned(),
@@ -443,12 +448,7 @@ mod tests {
     #[test]
     fn another_device_on_the_extension_asks_for_attention_and_offers_the_choice() {
         use vicifast_engine::{InUseDetection, OtherDevice};
-        let mut view = View {
-            active: true,
-            state: Some(RegistrationState::Registered),
-            settings: Some(settings::apply(&Settings::default(), &form())),
-            ..View::default()
-        };
+        let mut view = registered_view();
         assert_eq!(view.tray().look, TrayLook::Registered);
         assert!(!view.tray().can_register);
         view.in_use = Some(ExtensionInUse::new(
@@ -478,12 +478,7 @@ mod tests {
     fn a_softphone_that_cannot_take_calls_makes_its_account_ask_for_attention() {
         use crate::softphone::SoftphoneView;
         use vicifast_engine::{SoftphoneState, SoftphoneStatus, Stamped, Transport};
-        let mut view = View {
-            active: true,
-            state: Some(RegistrationState::Registered),
-            settings: Some(settings::apply(&Settings::default(), &form())),
-            ..View::default()
-        };
+        let mut view = registered_view();
         view.others.insert(
             "b".to_owned(),
             other("b", Some(RegistrationState::Registered)),

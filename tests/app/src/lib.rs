@@ -309,6 +309,38 @@ impl Desktop {
         cmd
     }
 
+    /// `vicifast-cli account set NAME …` in this desktop: the account in the settings file and
+    /// its password in this desktop's keychain (given on stdin, never on the command line).
+    pub fn account_set(
+        &self,
+        name: &str,
+        registrar: &Registrar,
+        ext: &str,
+        password: &str,
+    ) -> Result<(), AppTestError> {
+        let cli = vicifast_e2e::Cli::binary()
+            .map_err(|e| AppTestError::Setup(format!("vicifast-cli: {e}")))?;
+        let mut child = self
+            .command(cli)
+            .args(["account", "set", name, "--user", ext, "--registrar"])
+            .arg(format!("127.0.0.1:{}", registrar.udp_port()))
+            .arg("--password-stdin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(io("starting vicifast-cli account set"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(format!("{password}\n").as_bytes())
+                .map_err(io("giving vicifast-cli the password"))?;
+        }
+        let status = child.wait().map_err(io("waiting for vicifast-cli"))?;
+        if !status.success() {
+            return Err(AppTestError::Setup(format!("account set {name}: {status}")));
+        }
+        Ok(())
+    }
+
     /// Saves a screenshot of the whole screen (`import -window root`); WebDriver's own come out
     /// blank with WebKitGTK under Xvfb. The X window may lag behind the page, so it shoots until
     /// two shots in a row are the same (at most 10 s).

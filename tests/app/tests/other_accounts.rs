@@ -5,28 +5,8 @@
 //! every binding. Accounts added or removed with the CLI while the app runs are taken up at once.
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
-use std::io::Write;
 use std::process::Stdio;
 use vicifast_app_e2e::{wait_for, Desktop, Registrar, RegistrarOptions, WebDriver, WAIT};
-
-fn account_set(desktop: &Desktop, name: &str, registrar: &Registrar, ext: &str, password: &str) {
-    let mut cli = desktop
-        .command(vicifast_e2e::Cli::binary().unwrap())
-        .args(["account", "set", name, "--user", ext, "--registrar"])
-        .arg(format!("127.0.0.1:{}", registrar.udp_port()))
-        .arg("--password-stdin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    cli.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let status = cli.wait().unwrap();
-    assert!(status.success(), "account set {name}: {status}");
-}
 
 /// Waits until the tray's tooltip has every line of `present` and none of `absent`.
 fn wait_tray_tooltip(desktop: &Desktop, present: &[String], absent: &[String]) {
@@ -61,8 +41,12 @@ fn every_saved_account_is_registered() {
     );
     let own_pw = registrar.add_user(&own).unwrap();
     let sales_pw = registrar.add_user(&sales).unwrap();
-    account_set(&desktop, "default", &registrar, &own, &own_pw);
-    account_set(&desktop, "sales", &registrar, &sales, &sales_pw);
+    desktop
+        .account_set("default", &registrar, &own, &own_pw)
+        .unwrap();
+    desktop
+        .account_set("sales", &registrar, &sales, &sales_pw)
+        .unwrap();
     // Written by hand, with no password in the keychain.
     let mut config = std::fs::read_to_string(desktop.config_path()).unwrap();
     config.push_str(&format!(
@@ -118,7 +102,9 @@ fn every_saved_account_is_registered() {
     // Support adds an account and removes another with the CLI while the app runs.
     let extra = vicifast_e2e::random_extension();
     let extra_pw = registrar.add_user(&extra).unwrap();
-    account_set(&desktop, "extra", &registrar, &extra, &extra_pw);
+    desktop
+        .account_set("extra", &registrar, &extra, &extra_pw)
+        .unwrap();
     wait_for(WAIT, "the account added with the CLI to register", || {
         (count(&registrar, &extra) == 1).then_some(())
     })

@@ -11,30 +11,8 @@
 //! Screenshots: test-output/app/20-softphone-answering.png, 21-softphone-not-running.png.
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
-use std::io::Write;
-use std::process::Stdio;
 use vicifast_app_e2e::{wait_for, Desktop, Registrar, RegistrarOptions, WebDriver, WAIT};
 use vicifast_e2e::softphone::{baresip_available, free_port_pair, Softphone, SoftphoneOptions};
-
-/// `vicifast-cli account set default …`: the app's own account and its password in the keychain.
-fn account_set(desktop: &Desktop, registrar: &Registrar, ext: &str, password: &str) {
-    let mut cli = desktop
-        .command(vicifast_e2e::Cli::binary().unwrap())
-        .args(["account", "set", "default", "--user", ext, "--registrar"])
-        .arg(format!("127.0.0.1:{}", registrar.udp_port()))
-        .arg("--password-stdin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    cli.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let status = cli.wait().unwrap();
-    assert!(status.success(), "account set: {status}");
-}
 
 fn baresip(ext: &str, password: &str, listen: &str) -> Softphone {
     Softphone::start(
@@ -94,7 +72,9 @@ fn the_window_and_the_tray_show_the_softphone() {
     let registrar = Registrar::start(RegistrarOptions::default()).unwrap();
     let ext = vicifast_e2e::random_extension();
     let password = registrar.add_user(&ext).unwrap();
-    account_set(&desktop, &registrar, &ext, &password);
+    desktop
+        .account_set("default", &registrar, &ext, &password)
+        .unwrap();
     let listen = format!("127.0.0.1:{}", free_port_pair());
     let mut config = std::fs::read_to_string(desktop.config_path()).unwrap();
     config.push_str(&format!("\n[accounts.softphone]\nlisten = \"{listen}\"\n"));

@@ -78,6 +78,10 @@ const GUIDANCE: Record<string, Guidance> = {
     text: 'A setting cannot be used as it is (the details name it), so nothing was sent to the phone server. Correct it in Settings.',
     button: { label: 'Open settings', target: 'server' },
   },
+  settings_file: {
+    text: 'The settings file on this computer is damaged or comes from a newer VICIfast, so VICIfast left it as it is. Send the technical details to your administrator, who can repair or remove it.',
+    button: { label: 'Copy technical details', target: 'copy_details' },
+  },
 };
 
 const FALLBACK: Guidance = {

@@ -72,8 +72,8 @@ export const STATES = allOf<RegistrationState>({
 });
 
 /**
- * The problem codes the UI has guidance for. A code is still looked up as a plain string: the
- * tray process reports some of its own (`settings_file`), and an older window may meet a newer one.
+ * The problem codes the UI has guidance for. A code is still looked up as a plain string: an
+ * older window may meet a newer tray process.
  */
 export const PROBLEM_CODES = allOf<ProblemCode>({
   wrong_password: true,
@@ -91,6 +91,7 @@ export const PROBLEM_CODES = allOf<ProblemCode>({
   credentials: true,
   invalid_settings: true,
   extension_in_use: true,
+  settings_file: true,
 });
 
 export const TRANSPORTS = allOf<Transport>({ udp: true, tcp: true, tls: true });

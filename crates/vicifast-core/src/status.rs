@@ -150,6 +150,9 @@ pub enum ProblemCode {
     /// Another device holds the extension's binding instead of this one: calls go there.
     /// Registration goes on at the normal refresh rate; the user chooses which device keeps it.
     ExtensionInUse,
+    /// The settings file cannot be used (damaged, or written by a newer version): nothing
+    /// registers from it and it is never overwritten (set by the app, not the engine).
+    SettingsFile,
 }
 
 impl ProblemCode {
@@ -170,6 +173,7 @@ impl ProblemCode {
             Self::Credentials => "credentials",
             Self::InvalidSettings => "invalid_settings",
             Self::ExtensionInUse => "extension_in_use",
+            Self::SettingsFile => "settings_file",
         }
     }
 
@@ -184,6 +188,7 @@ impl ProblemCode {
                 | Self::TlsCertificate
                 | Self::Credentials
                 | Self::InvalidSettings
+                | Self::SettingsFile
         )
     }
 }
@@ -306,6 +311,10 @@ fn wording(code: ProblemCode) -> (&'static str, &'static str) {
              calls go to whichever device registered last.",
             "Sign out the other device, or choose which one keeps the extension: use this \
              computer, or stop here.",
+        ),
+        ProblemCode::SettingsFile => (
+            "The settings file could not be read.",
+            "Ask your administrator to repair or remove the settings file, then restart VICIfast.",
         ),
     }
 }

@@ -3,4 +3,4 @@
 /**
  * Stable, machine-readable problem codes. The UI and scripts key on these; never rename one.
  */
-export type ProblemCode = "wrong_password" | "forbidden" | "unknown_extension" | "rejected" | "timeout" | "dns_failure" | "connection_refused" | "tls_certificate" | "server_error" | "network_down" | "transport_error" | "invalid_response" | "credentials" | "invalid_settings" | "extension_in_use";
+export type ProblemCode = "wrong_password" | "forbidden" | "unknown_extension" | "rejected" | "timeout" | "dns_failure" | "connection_refused" | "tls_certificate" | "server_error" | "network_down" | "transport_error" | "invalid_response" | "credentials" | "invalid_settings" | "extension_in_use" | "settings_file";

@@ -1,38 +1,30 @@
 //! The tray process's state and what it can be asked to do: the window's commands (over the
 //! local socket), the tray menu's actions, and start-up from the saved settings.
 
-use crate::registration::{keychain_message, Engine, Secrets};
+use crate::account_events;
+use crate::registration::{keychain_message, Engine, NotRunning, NotStarted, Report, Secrets};
 use crate::settings_file::{self, Stamp};
-use crate::state::{self, lock, Shared, TrayView, UiState, View};
+use crate::state::{lock, Shared, TrayView, UiState, View};
 use crate::{autostart, network, window};
 use serde::Serialize;
 use std::sync::{Arc, MutexGuard};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use vicifast_accounts::{ConfigStore, Keychain, Settings};
-use vicifast_engine::Stamped;
+use vicifast_engine::{
+    Cause, EngineEvent, Problem, ProblemCode, RegistrationState, Stamped, Status, Transport,
+};
 use vicifast_ipc::settings::{self, UiSettings, ACCOUNT};
 use vicifast_ipc::CommandError;
 
-/// How many window events may wait for a slow window before it misses some.
-const EVENT_BACKLOG: usize = 512;
-
-/// An event for the window: its name (`status`, `timeline`, `trace`, `accounts`, `softphones`,
-/// `focus`) and payload.
-#[derive(Debug, Clone)]
-pub struct WindowEvent {
-    pub name: &'static str,
-    pub payload: serde_json::Value,
-}
+pub use crate::state::WindowEvent;
 
 /// Everything the tray process knows and runs.
 pub struct App {
-    shared: Shared,
+    shared: Arc<Shared>,
     engine: Engine,
     /// Where settings are saved; `Err` when no location could be found (no home directory).
     store: Result<ConfigStore, String>,
     secrets: Secrets,
-    events: broadcast::Sender<WindowEvent>,
-    tray: watch::Sender<TrayView>,
     quit: watch::Sender<bool>,
     window: window::Launcher,
     /// Whether saving settings changes the login items (off in tests).
@@ -42,21 +34,21 @@ pub struct App {
 }
 
 impl App {
+    /// Must run inside a Tokio runtime: the reducer of the engines' reports is a task.
     pub fn new(
         store: Result<ConfigStore, String>,
         keychain: Arc<dyn Keychain>,
         window: window::Launcher,
         manage_autostart: bool,
     ) -> Arc<App> {
-        let shared = Shared::default();
-        let tray = watch::Sender::new(shared.view().tray());
+        let shared = Arc::new(Shared::default());
+        let (reports, received) = mpsc::unbounded_channel::<Report>();
+        tokio::spawn(account_events::run(Arc::clone(&shared), received));
         Arc::new(App {
             shared,
-            engine: Engine::default(),
+            engine: Engine::new(reports),
             store,
             secrets: Secrets(keychain),
-            events: broadcast::channel(EVENT_BACKLOG).0,
-            tray,
             quit: watch::Sender::new(false),
             window,
             manage_autostart,
@@ -69,36 +61,23 @@ impl App {
         self.shared.view()
     }
 
-    pub fn secrets(&self) -> &Secrets {
-        &self.secrets
-    }
-
     /// Sends an event to every window listening.
     pub fn emit(&self, name: &'static str, payload: &impl Serialize) {
-        match serde_json::to_value(payload) {
-            // No window listening is the usual case, not an error.
-            Ok(payload) => drop(self.events.send(WindowEvent { name, payload })),
-            Err(e) => tracing::warn!("event `{name}` not sent: {e}"),
-        }
+        self.shared.emit(name, payload);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<WindowEvent> {
-        self.events.subscribe()
+        self.shared.subscribe()
     }
 
     /// What the tray shows, for its platform front end.
     pub fn tray_views(&self) -> watch::Receiver<TrayView> {
-        self.tray.subscribe()
+        self.shared.tray_views()
     }
 
     /// Brings the tray in line with the state.
     pub fn refresh_tray(&self) {
-        let view = self.view().tray();
-        self.tray.send_if_modified(|shown| {
-            let changed = *shown != view;
-            *shown = view;
-            changed
-        });
+        self.shared.refresh_tray();
     }
 
     /// Resolves once Quit was asked for.
@@ -120,14 +99,14 @@ impl App {
     /// Unregisters every account, runs `before_exit` (e.g. answering whoever asked), then lets
     /// `run` return.
     pub async fn quit_after(self: &Arc<Self>, before_exit: impl std::future::Future<Output = ()>) {
-        self.engine.stop(self).await;
+        self.unregister().await;
         before_exit.await;
         self.quit.send_replace(true);
     }
 
     /// Shows the window: focuses the open one, or starts the window process.
     pub fn open_window(&self) {
-        if self.events.receiver_count() > 0 || self.window.is_running() {
+        if self.shared.window_listening() || self.window.is_running() {
             self.emit("focus", &());
         } else {
             self.window.launch();
@@ -142,10 +121,7 @@ impl App {
         if let Some(problem) = view.settings_problem.clone() {
             return Err(CommandError::new("settings_file", problem));
         }
-        let interface = view
-            .local_address
-            .as_deref()
-            .and_then(network::interface_of);
+        let interface = view.local_address().and_then(network::interface_of);
         Ok(view.ui_state(interface))
     }
 
@@ -178,23 +154,84 @@ impl App {
         *lock(&self.own_write) = settings_file::stamp(&path);
         {
             let mut view = self.view();
-            view.settings = Some(updated);
+            view.set_settings(updated);
             view.has_password = true;
         }
         if self.manage_autostart {
             autostart::apply(form.start_at_login);
         }
-        self.refresh_tray();
-
-        if let Err(e) = self.engine.start(self, password_saved).await {
-            // Shown as the status (e.g. the keychain could not give the password back).
-            tracing::warn!("registration not started after saving: {e}");
+        // A new password restarts the app's account at once, so a wrong one shows now.
+        let not_running = self.run_accounts(password_saved.then_some(ACCOUNT)).await;
+        if let Some(why) = not_running.get(ACCOUNT) {
+            // Shown as its status (e.g. the keychain could not give the password back).
+            tracing::warn!("registration not started after saving: {why}");
         }
         self.get_state()
     }
 
+    /// Brings the running registrations in line with the saved accounts (see [`Engine::apply`]);
+    /// `restart` names one to start afresh.
+    async fn run_accounts(&self, restart: Option<&str>) -> NotRunning {
+        let accounts = {
+            let view = self.view();
+            view.settings.as_ref().map(|s| s.accounts.clone())
+        };
+        let accounts = accounts.unwrap_or_default();
+        let not_running = self.engine.apply(&accounts, &self.secrets, restart).await;
+        let own_saved = accounts.iter().any(|a| a.name == ACCOUNT);
+        {
+            let mut view = self.view();
+            match not_running.get(ACCOUNT) {
+                Some(NotStarted::NoPassword) => view.has_password = false,
+                None if own_saved => view.has_password = true,
+                _ => {}
+            }
+        }
+        self.engine_changed().await;
+        not_running
+    }
+
+    /// The menu's Register and Unregister follow whether anything runs.
+    async fn engine_changed(&self) {
+        let running = self.engine.is_running().await;
+        self.view().active = running;
+        self.refresh_tray();
+    }
+
+    /// "Register": every account tries again now (one that gave up, with its password from the
+    /// keychain again) and those not running start; another device on an extension is taken
+    /// over. Fails when the app's own account cannot start, or nothing is set up.
     pub async fn register(self: &Arc<Self>) -> Result<(), CommandError> {
-        self.engine.register(self).await
+        let (failed, in_use, saved) = {
+            let view = self.view();
+            let failed: Vec<String> = view
+                .accounts
+                .iter()
+                .filter(|(_, a)| a.state() == Some(RegistrationState::Failed))
+                .map(|(name, _)| name.clone())
+                .collect();
+            let in_use = view.accounts.values().any(|a| a.in_use().is_some());
+            let saved = view
+                .settings
+                .as_ref()
+                .is_some_and(|s| !s.accounts.is_empty());
+            (failed, in_use, saved)
+        };
+        if !saved {
+            return Err(CommandError::new(
+                "not_configured",
+                "Enter the server and extension in Settings first.",
+            ));
+        }
+        if in_use {
+            self.engine.take_over().await;
+        }
+        self.engine.retry_now(&failed).await;
+        let not_running = self.run_accounts(None).await;
+        match not_running.get(ACCOUNT) {
+            Some(why) => Err(why.command_error(ACCOUNT)),
+            None => Ok(()),
+        }
     }
 
     /// "Use this computer" after another device took the extension.
@@ -202,8 +239,10 @@ impl App {
         self.engine.take_over().await;
     }
 
+    /// Removes every binding and stops; returns once every account's last status is shown.
     pub async fn unregister(self: &Arc<Self>) {
-        self.engine.stop(self).await;
+        self.engine.stop().await;
+        self.engine_changed().await;
     }
 
     /// The OS says the computer woke from sleep (Windows' power notification).
@@ -217,14 +256,15 @@ impl App {
 
     /// The tray's Register: start, or try again now; the window says what is missing.
     pub async fn register_from_tray(self: &Arc<Self>) {
-        if let Err(e) = self.engine.register(self).await {
+        if let Err(e) = self.register().await {
             tracing::warn!("register from the tray: {e}");
             self.open_window();
         }
     }
 
-    /// Loads the settings and registers at once when an account and its password are saved.
-    /// Returns whether the window should open (first run, a settings or keychain problem).
+    /// Loads the settings and registers every saved account whose password is saved. Returns
+    /// whether the window should open: first run, a settings or keychain problem of the app's
+    /// own account (accounts added with the CLI alone do not need the window).
     pub async fn start(self: &Arc<Self>) -> bool {
         let loaded = match &self.store {
             Ok(store) => store
@@ -232,33 +272,25 @@ impl App {
                 .map_err(|e| (store.path().display().to_string(), e.to_string())),
             Err(e) => Err((String::new(), e.clone())),
         };
-        let (has_account, has_others) = match loaded {
+        let (own_saved, any_saved) = match loaded {
             Ok(settings) => {
-                let has = settings::account(&settings).is_some();
-                let others = !settings::others(&settings).is_empty();
-                self.view().settings = Some(settings);
-                (has, others)
+                let own = settings::account(&settings).is_some();
+                let any = !settings.accounts.is_empty();
+                self.view().set_settings(settings);
+                (own, any)
             }
             Err((path, detail)) => {
                 self.settings_problem(&path, &detail);
-                (false, false)
+                self.refresh_tray();
+                return true;
             }
         };
         self.refresh_tray();
-        if has_others {
-            self.engine.start_others(self).await;
+        if !any_saved {
+            return true;
         }
-        if !has_account {
-            // First run; accounts added with the CLI alone do not need the window.
-            return !has_others;
-        }
-        match self.engine.start(self, false).await {
-            Ok(()) => false,
-            Err(e) => {
-                tracing::warn!("not registering at start: {e}");
-                true
-            }
-        }
+        let not_running = self.run_accounts(None).await;
+        own_saved && not_running.contains_key(ACCOUNT)
     }
 
     /// Where the settings file is, if there is a place for it.
@@ -285,30 +317,18 @@ impl App {
             }
         };
         tracing::info!("the settings file changed: applying it");
-        let had_main = {
+        {
             let mut view = self.view();
             let repaired = view.settings_problem.take().is_some();
             if repaired && view.settings.is_none() {
                 // Damaged since start: nothing runs yet and the status is the file's problem.
-                view.status = None;
-                view.problem_words = None;
+                view.accounts.clear();
             }
-            let had_main = view.settings.as_ref().and_then(settings::account).is_some();
-            view.settings = Some(loaded.clone());
-            had_main
-        };
-        if settings::account(&loaded).is_some() {
-            // Same settings: only the password is read again.
-            if let Err(e) = self.engine.start(self, false).await {
-                tracing::warn!("the app's account from the changed file: {e}");
-            }
-        } else if had_main {
-            self.engine.stop_main(self).await;
+            view.set_settings(loaded);
         }
-        // Changed or new accounts (re)start; the unchanged ones read their password again.
-        self.engine.start_others(self).await;
-        self.engine.refresh_other_passwords(self).await;
-        self.refresh_tray();
+        // Changed or new accounts (re)start, removed ones stop; the unchanged ones read their
+        // password again.
+        self.run_accounts(None).await;
     }
 
     /// A settings file that cannot be used is shown as the status; it is never overwritten.
@@ -320,25 +340,25 @@ impl App {
                 "VICIfast left the file as it is. Ask your administrator to repair or remove {path}, then restart VICIfast."
             )
         };
-        let status = serde_json::json!({
-            "at": Stamped::now(()).at,
-            "account": ACCOUNT,
-            "state": "failed",
-            "cause": "failed",
-            "contact": null, "server": null, "transport": "udp", "local_address": null,
-            "expires_in": null, "next_refresh_in": null, "next_attempt_in": null,
-            "problem": {
-                "code": "settings_file",
-                "message": "The settings file could not be read.",
-                "action": action,
-                "detail": detail,
-            },
-            "bindings": [],
+        let mut problem = Problem::new(ProblemCode::SettingsFile, detail);
+        problem.action = action;
+        let status = Stamped::now(Status {
+            problem: Some(problem),
+            ..Status::without_flow(
+                ACCOUNT,
+                RegistrationState::Failed,
+                Cause::Failed,
+                Transport::Udp,
+            )
         });
-        let mut view = self.view();
-        view.settings_problem = Some(detail.to_owned());
-        view.problem_words = Some(state::problem_words("settings_file").to_owned());
-        view.status = Some(status);
+        self.view().settings_problem = Some(detail.to_owned());
+        account_events::apply(
+            &self.shared,
+            Report::Event {
+                account: ACCOUNT.to_owned(),
+                event: EngineEvent::Status(status),
+            },
+        );
     }
 }
 
@@ -477,8 +497,9 @@ mod tests {
             .await;
         let state = app.get_state();
         assert!(state.is_ok(), "{state:?}");
-        let status = app.view().status.clone().unwrap_or_default();
-        assert_eq!(status["problem"]["code"], "credentials", "{status}");
+        let status = app.view().own().and_then(|a| a.status.clone());
+        let code = status.and_then(|s| s.inner.problem).map(|p| p.code);
+        assert_eq!(code, Some(ProblemCode::Credentials));
     }
 
     #[tokio::test]
@@ -500,6 +521,9 @@ mod tests {
             std::fs::read_to_string(store.path()).ok().as_deref(),
             Some("this is [not toml")
         );
-        assert!(app.view().tray().tooltip.contains("settings file"));
+        // As the tray shows it, not only as the view would.
+        let tray = app.tray_views().borrow().clone();
+        assert_eq!(tray.look, crate::state::TrayLook::Failed);
+        assert!(tray.tooltip.contains("settings file"), "{}", tray.tooltip);
     }
 }

@@ -7,6 +7,7 @@
 //! and gone when its window closes: a web engine costs far more memory than everything here, so
 //! it must not stay resident. This process links no web engine and, on Linux, no GUI toolkit.
 
+mod account_events;
 pub mod app;
 mod autostart;
 pub mod ipc;
@@ -81,12 +82,16 @@ pub fn run() {
     };
 
     let store = ConfigStore::default_location().map_err(|e| e.to_string());
-    let app = App::new(
-        store,
-        Arc::new(OsKeychain),
-        window::Launcher::beside_current_exe(),
-        true,
-    );
+    let app = {
+        // The reducer of the engines' reports is a task on this runtime.
+        let _in_runtime = runtime.enter();
+        App::new(
+            store,
+            Arc::new(OsKeychain),
+            window::Launcher::beside_current_exe(),
+            true,
+        )
+    };
     let main_app = Arc::clone(&app);
     let main = async move {
         let app = main_app;
@@ -94,7 +99,11 @@ pub fn run() {
         tokio::spawn(quit_on_signals(Arc::clone(&app)));
         let needs_window = app.start().await;
         if let Some(path) = app.settings_path() {
-            tokio::spawn(settings_file::watch(Arc::clone(&app), path));
+            let watching = Arc::clone(&app);
+            tokio::spawn(settings_file::watch(path, move |stamp| {
+                let app = Arc::clone(&watching);
+                async move { app.settings_file_changed(stamp).await }
+            }));
         }
         if window_at_start == WindowAtStart::Always
             || (needs_window && window_at_start == WindowAtStart::WhenNeeded)

@@ -1,6 +1,5 @@
 //! Desktop notifications: when the registration is lost, and when it is back.
 
-use crate::state::View;
 use vicifast_engine::{
     CallMoved, Cause, ExtensionInUse, RegistrationState, SoftphoneState, SoftphoneStatus, Status,
 };
@@ -9,19 +8,6 @@ use vicifast_engine::{
 pub struct Notice {
     pub title: String,
     pub body: String,
-}
-
-/// Whether this status change of the app's account deserves a notification.
-pub fn on_status(
-    view: &mut View,
-    previous: Option<RegistrationState>,
-    status: &Status,
-) -> Option<Notice> {
-    let who = view
-        .extension()
-        .map(|e| format!("Extension {e}"))
-        .unwrap_or_else(|| "Your extension".to_owned());
-    on_change(&who, &mut view.lost_notified, previous, status)
 }
 
 /// Whether this status change of `who` deserves a notification; remembers a loss in
@@ -154,10 +140,11 @@ mod tests {
 
     #[test]
     fn lost_then_restored_once_each() {
-        let mut view = View::default();
+        let mut lost_notified = false;
         let reg = Some(RegistrationState::Registered);
-        let lost = on_status(
-            &mut view,
+        let lost = on_change(
+            "Extension 101",
+            &mut lost_notified,
             reg,
             &status(RegistrationState::Retrying, Cause::RefreshFailed),
         );
@@ -165,14 +152,16 @@ mod tests {
             lost.map(|n| n.title),
             Some("Phone registration lost".to_owned())
         );
-        let again = on_status(
-            &mut view,
+        let again = on_change(
+            "Extension 101",
+            &mut lost_notified,
             Some(RegistrationState::Retrying),
             &status(RegistrationState::Retrying, Cause::RetryScheduled),
         );
         assert!(again.is_none());
-        let back = on_status(
-            &mut view,
+        let back = on_change(
+            "Extension 101",
+            &mut lost_notified,
             Some(RegistrationState::Retrying),
             &status(RegistrationState::Registered, Cause::Registered),
         );
@@ -226,9 +215,9 @@ mod tests {
 
     #[test]
     fn unregistering_on_request_is_quiet() {
-        let mut view = View::default();
-        let n = on_status(
-            &mut view,
+        let n = on_change(
+            "Extension 101",
+            &mut false,
             Some(RegistrationState::Registered),
             &status(RegistrationState::Unregistered, Cause::UserRequest),
         );

@@ -1,131 +1,101 @@
-//! Runs the registration engine for the app's account and forwards what it reports to the
-//! window (`status`, `timeline`, `trace` events), the tray and desktop notifications.
+//! The running registrations: one engine per saved account (the app's own, `default`, is one of
+//! them), kept in line with the settings. What each engine reports goes, tagged with its account,
+//! into one channel of [`Report`]s that a single reducer
+//! ([`account_events`](crate::account_events)) applies; this module knows nothing of the view.
 
-use crate::app::App;
-use crate::notifications;
 use crate::softphone::{ListenProblem, SoftphoneView};
-use crate::state::{problem_words, OtherAccount};
-use crate::timeline;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot, Mutex};
 use vicifast_accounts::{AccountSettings, Keychain, KeychainError};
 use vicifast_engine::{
     Cause, DriverOptions, EngineEvent, Password, Problem, ProblemCode, Registration,
-    RegistrationState, SoftphoneStatus, Stamped, Status,
+    RegistrationState, Stamped, Status,
 };
-use vicifast_ipc::settings::{self, UiSettings, ACCOUNT};
+use vicifast_ipc::settings::ACCOUNT;
 use vicifast_ipc::CommandError;
 
-/// The running engines: the app's account (one lock serialises its start and stop) and the other
-/// saved accounts, by name.
-#[derive(Default)]
-pub struct Engine {
-    running: Mutex<Option<Running>>,
-    others: Mutex<HashMap<String, Running>>,
-    /// Held while [`Engine::stop`] removes the bindings, so a second stop (Quit or the end of
-    /// the session while the window's Unregister runs) waits for them to be gone instead of
-    /// finding nothing to stop and letting the process end first.
-    stopping: Mutex<()>,
+/// What the engines tell the reducer, in order per account.
+#[derive(Debug)]
+pub enum Report {
+    /// `account`'s engine started; `softphone` is its edge proxy's listener (or why there is
+    /// none) when its settings have a `[softphone]` table.
+    Started {
+        account: String,
+        softphone: Option<SoftphoneView>,
+    },
+    /// Something `account`'s engine reported, or a status the app made for an account that
+    /// could not start.
+    Event { account: String, event: EngineEvent },
+    /// `account`'s engine has ended and this is its last report: `applied` is answered once
+    /// everything before it has been applied, so whoever stopped the engine knows the final
+    /// status was shown (Quit waits for it before the process ends).
+    Ended {
+        account: String,
+        applied: oneshot::Sender<()>,
+    },
+    /// Answered once every report before it has been applied.
+    Flush { applied: oneshot::Sender<()> },
 }
 
-struct Running {
-    registration: Registration,
-    forwarder: tokio::task::JoinHandle<()>,
-    /// The settings it runs with, to tell a password change from a new configuration.
-    settings: RunningWith,
+/// Where reports go.
+pub type Reports = mpsc::UnboundedSender<Report>;
+
+/// Why an account is not running; shown as its status, and returned to whoever asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotStarted {
+    #[error("{}", .0.message)]
+    Settings(CommandError),
+    #[error("No password is saved for this extension.")]
+    NoPassword,
+    #[error("{0}")]
+    Keychain(String),
 }
 
-enum RunningWith {
-    /// The app's own account, as the window's form shows it.
-    App(UiSettings),
-    Other(AccountSettings),
-}
-
-/// Starts an account's engine, with the edge proxy for its softphone when its settings have a
-/// `[softphone]` table. A listener that cannot be bound (its port taken) or unusable softphone
-/// settings leave the account registering without one; the returned [`SoftphoneView`] then says
-/// why, for the window and the tray.
-fn start_engine(
-    account: &AccountSettings,
-    config: vicifast_engine::AccountConfig,
-    password: Password,
-    options: DriverOptions,
-) -> (
-    Registration,
-    tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
-    Option<SoftphoneView>,
-) {
-    let problem = match account.softphone_config() {
-        Ok(None) => {
-            let (registration, events) = Registration::start(config, password, options);
-            return (registration, events, None);
-        }
-        Ok(Some(edge)) => match Registration::start_with_softphone(
-            config.clone(),
-            password.clone(),
-            options.clone(),
-            edge,
-        ) {
-            Ok((registration, events, listen)) => {
-                tracing::info!(account = %account.name, %listen, "softphone edge proxy listening");
-                let shown = SoftphoneView::listening(account, listen);
-                return (registration, events, Some(shown));
+impl NotStarted {
+    /// What the agent can do about it, for `account`.
+    fn action(&self, account: &str) -> String {
+        match self {
+            Self::Settings(_) if account == ACCOUNT => "Correct it in Settings.".to_owned(),
+            Self::Settings(_) => format!("Correct it with vicifast-cli account set {account}."),
+            Self::NoPassword if account == ACCOUNT => "Enter it in Settings.".to_owned(),
+            Self::NoPassword => {
+                format!("Save it with vicifast-cli account set {account} --password-stdin.")
             }
-            Err(err) => ListenProblem::from(err),
-        },
-        Err(err) => ListenProblem::Settings(err),
-    };
-    tracing::warn!(account = %account.name, %problem, "softphone edge proxy not started");
-    let (registration, events) = Registration::start(config, password, options);
-    let shown = SoftphoneView::not_listening(account, &problem);
-    (registration, events, Some(shown))
-}
+            Self::Keychain(_) => "Unlock the system keychain, then press Register.".to_owned(),
+        }
+    }
 
-/// Shows (or, with `None`, forgets) the softphone of `account` and tells the window; a listener
-/// that could not start is told like any other softphone problem.
-fn show_softphone(app: &App, account: &str, shown: Option<SoftphoneView>) {
-    let not_listening = shown.as_ref().and_then(|s| {
-        let problem = s.listen_problem.clone()?;
-        Some(if account == ACCOUNT {
-            problem
-        } else {
-            format!("Extension {}: {problem}", s.extension)
+    /// For the window's command that started it.
+    pub fn command_error(&self, account: &str) -> CommandError {
+        match self {
+            Self::Settings(e) => e.clone(),
+            Self::NoPassword | Self::Keychain(_) => {
+                CommandError::new("credentials", format!("{self} {}", self.action(account)))
+            }
+        }
+    }
+
+    /// The status that shows it: failed, with the problem and what to do.
+    fn status(&self, account: &AccountSettings) -> Stamped<Status> {
+        let (code, detail) = match self {
+            Self::Settings(e) => (ProblemCode::InvalidSettings, e.message.clone()),
+            Self::NoPassword | Self::Keychain(_) => (ProblemCode::Credentials, self.to_string()),
+        };
+        let mut problem = Problem::new(code, detail);
+        if matches!(self, Self::NoPassword) {
+            problem.message = self.to_string();
+        }
+        problem.action = self.action(&account.name);
+        Stamped::now(Status {
+            problem: Some(problem),
+            ..Status::without_flow(
+                account.name.clone(),
+                RegistrationState::Failed,
+                Cause::Failed,
+                account.transport,
+            )
         })
-    });
-    {
-        let mut view = app.view();
-        match shown {
-            Some(s) => view.softphones.insert(account.to_owned(), s),
-            None => view.softphones.remove(account),
-        };
-    }
-    app.emit("softphones", &app.view().softphones());
-    if let Some(problem) = not_listening {
-        let entry = timeline::TimelineEntry {
-            at: Stamped::now(()).at,
-            kind: "softphone".to_owned(),
-            text: problem.clone(),
-        };
-        app.view().push_timeline(entry.clone());
-        let notice = notifications::Notice {
-            title: "Softphone cannot reach VICIfast".to_owned(),
-            body: problem,
-        };
-        announce(app, Some(entry), true, Some(notice));
-    }
-}
-
-/// Forgets the softphones of accounts no longer running and tells the window.
-fn forget_softphones(app: &App, keep: impl Fn(&str) -> bool) {
-    let changed = {
-        let mut view = app.view();
-        let before = view.softphones.len();
-        view.softphones.retain(|account, _| keep(account));
-        view.softphones.len() != before
-    };
-    if changed {
-        app.emit("softphones", &app.view().softphones());
     }
 }
 
@@ -148,6 +118,17 @@ impl Secrets {
                 )
             })
     }
+
+    /// `account`'s password.
+    async fn password(&self, account: &str) -> Result<Password, NotStarted> {
+        let name = account.to_owned();
+        match self.run(move |k| k.get(&name)).await {
+            Ok(Ok(Some(password))) => Ok(password),
+            Ok(Ok(None)) => Err(NotStarted::NoPassword),
+            Ok(Err(e)) => Err(NotStarted::Keychain(keychain_message(&e))),
+            Err(e) => Err(NotStarted::Keychain(e.message)),
+        }
+    }
 }
 
 /// Words for a keychain failure (the accounts crate words them for the user).
@@ -155,107 +136,113 @@ pub fn keychain_message(error: &KeychainError) -> String {
     format!("{error}.")
 }
 
-impl Engine {
-    /// Starts registering with the saved account and the keychain's password, replacing a
-    /// running registration. Unless `fresh`, a running registration with the same settings only
-    /// gets the password again (and retries at once if it had given up). `fresh` (a new password
-    /// was saved) re-registers at once, so a wrong password shows now, not at the next refresh.
-    pub async fn start(&self, app: &Arc<App>, fresh: bool) -> Result<(), CommandError> {
-        let (account, form) = {
-            let view = app.view();
-            let saved = view.settings.as_ref();
-            let account = saved.and_then(settings::account).cloned();
-            let form = saved.and_then(settings::to_ui);
-            match (account, form) {
-                (Some(a), Some(f)) => (a, f),
-                _ => {
-                    return Err(CommandError::new(
-                        "not_configured",
-                        "Enter the server and extension in Settings first.",
-                    ))
-                }
-            }
-        };
-        let config = account
-            .to_config()
-            .map_err(|e| CommandError::invalid(e.field, e.message))?;
-        let password = match read_password(app).await {
-            Ok(p) => p,
-            Err(e) => {
-                credentials_problem(app, &form, &e.message);
-                return Err(e);
-            }
-        };
+/// The running engines by account name; one lock serialises their starts and stops.
+pub struct Engine {
+    running: Mutex<HashMap<String, Running>>,
+    reports: Reports,
+    /// Held while [`Engine::stop`] removes the bindings, so a second stop (Quit or the end of
+    /// the session while the window's Unregister runs) waits for them to be gone instead of
+    /// finding nothing to stop and letting the process end first.
+    stopping: Mutex<()>,
+}
 
-        let mut running = self.running.lock().await;
-        if let Some(r) = running.as_mut() {
-            if matches!(&r.settings, RunningWith::App(s) if *s == form) && !fresh {
-                r.registration.set_password(password);
-                return Ok(());
-            }
+struct Running {
+    registration: Registration,
+    /// The settings it runs with, to tell a password change from a new configuration.
+    settings: AccountSettings,
+    /// Ends once the engine's last report has been applied.
+    delivered: tokio::task::JoinHandle<()>,
+}
+
+/// What [`Engine::apply`] did not start, by account.
+pub type NotRunning = HashMap<String, NotStarted>;
+
+impl Engine {
+    pub fn new(reports: Reports) -> Self {
+        Self {
+            running: Mutex::default(),
+            reports,
+            stopping: Mutex::default(),
         }
-        if let Some(old) = running.take() {
-            old.stop().await;
-        }
-        let options = DriverOptions {
-            ca_file: account.ca_file.clone(),
-        };
-        let (registration, mut events, softphone) =
-            start_engine(&account, config, password, options);
-        show_softphone(app, &account.name, softphone);
-        let handle = Arc::clone(app);
-        let forwarder = tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                forward(&handle, event);
-            }
-        });
-        *running = Some(Running {
-            registration,
-            forwarder,
-            settings: RunningWith::App(form),
-        });
-        app.view().active = true;
-        app.refresh_tray();
-        Ok(())
     }
 
-    /// "Register" pressed: try again now if running, else start; the same for the other
-    /// accounts.
-    pub async fn register(&self, app: &Arc<App>) -> Result<(), CommandError> {
-        if app.view().in_use.is_some() {
-            self.take_over().await;
-        }
-        self.register_others(app).await;
-        let only_others = {
-            let view = app.view();
-            view.settings.as_ref().and_then(settings::account).is_none() && !view.others.is_empty()
-        };
-        if only_others {
-            return Ok(());
-        }
-        {
-            let running = self.running.lock().await;
-            if let Some(r) = running.as_ref() {
-                let failed = app.view().state == Some(RegistrationState::Failed);
-                if failed {
-                    // A permanent failure needs the (maybe new) password; it retries at once.
-                    drop(running);
-                    return self.start(app, false).await;
+    /// Brings the running engines in line with `accounts`: stops those removed or changed and
+    /// starts those new, changed or not running, each with its own password from the keychain.
+    /// Those unchanged and running are left running (no gap) and get their password again (it
+    /// may have been changed with `vicifast-cli account set`; one that had given up tries again
+    /// at once). `restart` names an account to start afresh even if unchanged: a new password
+    /// was saved, so a wrong one shows now, not at the next refresh.
+    pub async fn apply(
+        &self,
+        accounts: &[AccountSettings],
+        secrets: &Secrets,
+        restart: Option<&str>,
+    ) -> NotRunning {
+        let mut running = self.running.lock().await;
+        let stale: Vec<String> = running
+            .iter()
+            .filter(|(name, r)| {
+                restart == Some(name.as_str()) || !accounts.iter().any(|a| a == &r.settings)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        stop_all(stale.iter().filter_map(|n| running.remove(n)).collect()).await;
+
+        let mut not_running = NotRunning::new();
+        for account in accounts {
+            let name = account.name.clone();
+            if let Some(r) = running.get(&name) {
+                if let Ok(password) = secrets.password(&name).await {
+                    r.registration.set_password(password);
                 }
-                r.registration.retry_now();
-                return Ok(());
+                continue;
+            }
+            match self.start(account, secrets).await {
+                Ok(started) => {
+                    running.insert(name, started);
+                }
+                Err(why) => {
+                    tracing::warn!(account = %name, "not registering: {why}");
+                    let event = EngineEvent::Status(why.status(account));
+                    self.report(Report::Event {
+                        account: name.clone(),
+                        event,
+                    });
+                    not_running.insert(name, why);
+                }
             }
         }
-        self.start(app, false).await
+        // Whoever asked sees the accounts started (and why others did not) in the view.
+        self.flush().await;
+        not_running
+    }
+
+    /// Returns once every report so far has been applied.
+    async fn flush(&self) {
+        let (applied, done) = oneshot::channel();
+        self.report(Report::Flush { applied });
+        let _ = done.await;
+    }
+
+    /// Whether any engine runs.
+    pub async fn is_running(&self) -> bool {
+        !self.running.lock().await.is_empty()
+    }
+
+    /// Tries again now, except `failed`: those gave up (a wrong password, say) and try again
+    /// only with their password from the keychain, which [`Engine::apply`] gives them.
+    pub async fn retry_now(&self, failed: &[String]) {
+        for (name, r) in self.running.lock().await.iter() {
+            if !failed.contains(name) {
+                r.registration.retry_now();
+            }
+        }
     }
 
     /// "Use this computer": every registration that found another device on its extension
     /// registers now (the others ignore it).
     pub async fn take_over(&self) {
-        if let Some(r) = self.running.lock().await.as_ref() {
-            r.registration.take_over();
-        }
-        for r in self.others.lock().await.values() {
+        for r in self.running.lock().await.values() {
             r.registration.take_over();
         }
     }
@@ -263,398 +250,160 @@ impl Engine {
     /// The OS says the computer woke from sleep: every registration checks its flow and
     /// registers again.
     pub async fn resumed(&self) {
-        if let Some(r) = self.running.lock().await.as_ref() {
-            r.registration.resumed();
-        }
-        for r in self.others.lock().await.values() {
+        for r in self.running.lock().await.values() {
             r.registration.resumed();
         }
     }
 
-    /// Removes every binding and stops; waits for the engines to finish.
-    pub async fn stop(&self, app: &Arc<App>) {
+    /// Removes every binding and stops; returns once every engine's last status was applied.
+    pub async fn stop(&self) {
         let _one_at_a_time = self.stopping.lock().await;
-        let old = self.running.lock().await.take();
-        let others: Vec<Running> = self.others.lock().await.drain().map(|(_, r)| r).collect();
-        stop_all(old.into_iter().chain(others).collect()).await;
-        forget_softphones(app, |_| false);
-        app.view().active = false;
-        app.refresh_tray();
+        let running: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
+        stop_all(running).await;
     }
 
-    /// Stops the app's own account only (its settings were removed from the file).
-    pub async fn stop_main(&self, app: &Arc<App>) {
-        let old = self.running.lock().await.take();
-        stop_all(old.into_iter().collect()).await;
-        forget_softphones(app, |account| account != ACCOUNT);
-        let others_running = !self.others.lock().await.is_empty();
-        app.view().active = others_running;
-        app.refresh_tray();
+    fn report(&self, report: Report) {
+        // The reducer ends only with the process.
+        let _ = self.reports.send(report);
     }
 
-    /// Gives each running other account its password from the keychain again (it may have been
-    /// changed with `vicifast-cli account set`); one that had given up tries again at once.
-    pub async fn refresh_other_passwords(&self, app: &Arc<App>) {
-        let others = self.others.lock().await;
-        for (name, running) in others.iter() {
-            let lookup = name.clone();
-            if let Ok(Ok(Some(password))) = app.secrets().run(move |k| k.get(&lookup)).await {
-                running.registration.set_password(password);
+    /// Starts `account`'s engine, with the edge proxy for its softphone when its settings have
+    /// a `[softphone]` table. A listener that cannot be bound (its port taken) or unusable
+    /// softphone settings leave the account registering without one; its [`SoftphoneView`]
+    /// then says why, for the window and the tray.
+    async fn start(
+        &self,
+        account: &AccountSettings,
+        secrets: &Secrets,
+    ) -> Result<Running, NotStarted> {
+        let config = account
+            .to_config()
+            .map_err(|e| NotStarted::Settings(CommandError::invalid(e.field, e.message)))?;
+        let password = secrets.password(&account.name).await?;
+        let options = DriverOptions {
+            ca_file: account.ca_file.clone(),
+        };
+        let (registration, events, softphone) = match account.softphone_config() {
+            Ok(None) => {
+                let (registration, events) = Registration::start(config, password, options);
+                (registration, events, None)
             }
-        }
-    }
-
-    /// Brings the other saved accounts (added with the CLI) in line with the settings: stops
-    /// those removed or changed, starts those new, changed or not running, each with its own
-    /// password from the keychain. Those unchanged and running are left alone (no gap).
-    pub async fn start_others(&self, app: &Arc<App>) {
-        let accounts = app
-            .view()
-            .settings
-            .as_ref()
-            .map(settings::others)
-            .unwrap_or_default();
-        let mut others = self.others.lock().await;
-        let stale: Vec<String> = others
-            .iter()
-            .filter(|(name, r)| {
-                !accounts.iter().any(|a| {
-                    &a.name == *name && matches!(&r.settings, RunningWith::Other(s) if s == a)
-                })
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        stop_all(stale.iter().filter_map(|n| others.remove(n)).collect()).await;
-        app.view()
-            .others
-            .retain(|name, _| others.contains_key(name));
-        forget_softphones(app, |account| {
-            account == ACCOUNT || others.contains_key(account)
+            Ok(Some(edge)) => match Registration::start_with_softphone(
+                config.clone(),
+                password.clone(),
+                options.clone(),
+                edge,
+            ) {
+                Ok((registration, events, listen)) => {
+                    tracing::info!(account = %account.name, %listen, "softphone edge proxy listening");
+                    let shown = SoftphoneView::listening(account, listen);
+                    (registration, events, Some(shown))
+                }
+                Err(err) => {
+                    not_listening(account, ListenProblem::from(err), config, password, options)
+                }
+            },
+            Err(err) => not_listening(
+                account,
+                ListenProblem::Settings(err),
+                config,
+                password,
+                options,
+            ),
+        };
+        self.report(Report::Started {
+            account: account.name.clone(),
+            softphone,
         });
-        let accounts: Vec<AccountSettings> = accounts
-            .into_iter()
-            .filter(|a| !others.contains_key(&a.name))
-            .collect();
-        for account in accounts {
-            let name = account.name.clone();
-            let mut shown = OtherAccount {
-                account: name.clone(),
-                extension: account.extension.clone(),
-                server: account.server.clone(),
-                state: None,
-                problem: None,
-                problem_words: None,
-                lost_notified: false,
-            };
-            let config = match account.to_config() {
-                Ok(config) => config,
-                Err(e) => {
-                    shown.failed(
-                        format!("Its saved settings are not valid: {}", e.message),
-                        "settings not valid",
-                    );
-                    app.view().others.insert(name, shown);
-                    continue;
-                }
-            };
-            let lookup = name.clone();
-            let password = match app.secrets().run(move |k| k.get(&lookup)).await {
-                Ok(Ok(Some(p))) => p,
-                found => {
-                    let why = match found {
-                        Ok(Ok(_)) => format!("No password is saved for it (vicifast-cli account set {name} --password-stdin)."),
-                        Ok(Err(e)) => keychain_message(&e),
-                        Err(e) => e.message,
-                    };
-                    shown.failed(why, problem_words("credentials"));
-                    app.view().others.insert(name, shown);
-                    continue;
-                }
-            };
-            app.view().others.insert(name.clone(), shown);
-            let options = DriverOptions {
-                ca_file: account.ca_file.clone(),
-            };
-            let (registration, mut events, softphone) =
-                start_engine(&account, config, password, options);
-            show_softphone(app, &name, softphone);
-            let handle = Arc::clone(app);
-            let forwarded = name.clone();
-            let forwarder = tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    forward_other(&handle, &forwarded, event);
-                }
-            });
-            others.insert(
-                name,
-                Running {
-                    registration,
-                    forwarder,
-                    settings: RunningWith::Other(account),
-                },
-            );
-        }
-        if !others.is_empty() {
-            app.view().active = true;
-        }
-        drop(others);
-        app.emit("accounts", &app.view().other_accounts());
-        app.refresh_tray();
-    }
-
-    /// Retries the other accounts now (one that gave up with its password from the keychain
-    /// again), and starts those not running.
-    async fn register_others(&self, app: &Arc<App>) {
-        {
-            let others = self.others.lock().await;
-            for (name, running) in others.iter() {
-                let failed = app
-                    .view()
-                    .others
-                    .get(name)
-                    .is_some_and(|o| o.state == Some(RegistrationState::Failed));
-                if !failed {
-                    running.registration.retry_now();
-                    continue;
-                }
-                let lookup = name.clone();
-                if let Ok(Ok(Some(password))) = app.secrets().run(move |k| k.get(&lookup)).await {
-                    // New credentials: it tries again at once.
-                    running.registration.set_password(password);
-                }
-            }
-        }
-        self.start_others(app).await;
+        let delivered = tokio::spawn(deliver(account.name.clone(), events, self.reports.clone()));
+        Ok(Running {
+            registration,
+            settings: account.clone(),
+            delivered,
+        })
     }
 }
 
-/// Stops all at once: each waits for its registrar (at most 2 s) to remove its binding.
+type Events = mpsc::UnboundedReceiver<EngineEvent>;
+
+/// Registers without the softphone's listener, which could not start.
+fn not_listening(
+    account: &AccountSettings,
+    problem: ListenProblem,
+    config: vicifast_engine::AccountConfig,
+    password: Password,
+    options: DriverOptions,
+) -> (Registration, Events, Option<SoftphoneView>) {
+    tracing::warn!(account = %account.name, %problem, "softphone edge proxy not started");
+    let (registration, events) = Registration::start(config, password, options);
+    let shown = SoftphoneView::not_listening(account, &problem);
+    (registration, events, Some(shown))
+}
+
+/// Passes `account`'s events on, tagged, until its engine ends; then waits for the reducer to
+/// confirm it applied them all.
+async fn deliver(account: String, mut events: Events, reports: Reports) {
+    while let Some(event) = events.recv().await {
+        let event = Report::Event {
+            account: account.clone(),
+            event,
+        };
+        if reports.send(event).is_err() {
+            return;
+        }
+    }
+    let (applied, done) = oneshot::channel();
+    if reports.send(Report::Ended { account, applied }).is_ok() {
+        let _ = done.await;
+    }
+}
+
+/// Stops all at once: each waits for its registrar (at most 2 s) to remove its binding, then
+/// for its last status to be applied.
 async fn stop_all(running: Vec<Running>) {
     let mut stopping = tokio::task::JoinSet::new();
     for r in running {
-        stopping.spawn(r.stop());
+        stopping.spawn(async move {
+            r.registration.stop().await;
+            let _ = r.delivered.await;
+        });
     }
     while stopping.join_next().await.is_some() {}
 }
 
-impl Running {
-    async fn stop(self) {
-        self.registration.stop().await;
-        // The stream ends after the last status; wait until it has been forwarded.
-        let _ = self.forwarder.await;
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vicifast_engine::Transport;
 
-async fn read_password(app: &App) -> Result<Password, CommandError> {
-    let found = app.secrets().run(|keychain| keychain.get(ACCOUNT)).await?;
-    match found {
-        Ok(Some(p)) => {
-            app.view().has_password = true;
-            Ok(p)
-        }
-        Ok(None) => {
-            app.view().has_password = false;
-            Err(CommandError::new(
-                "credentials",
-                "No password is saved for this extension. Enter it in Settings.",
-            ))
-        }
-        Err(e) => Err(CommandError::new("credentials", keychain_message(&e))),
-    }
-}
+    #[tokio::test]
+    async fn delivery_ends_only_once_the_reducer_has_applied_the_last_report() {
+        let (engine, events) = mpsc::unbounded_channel();
+        let (reports, mut received) = mpsc::unbounded_channel();
+        let delivered = tokio::spawn(deliver("b".to_owned(), events, reports));
+        let last = Status::without_flow(
+            "b",
+            RegistrationState::Unregistered,
+            Cause::UserRequest,
+            Transport::Udp,
+        );
+        assert!(engine.send(EngineEvent::Status(Stamped::now(last))).is_ok());
+        drop(engine); // the engine has ended
 
-/// Shows "the password could not be read" as the status (problem code `credentials`).
-pub fn credentials_problem(app: &App, form: &UiSettings, detail: &str) {
-    let status = Stamped::now(Status {
-        problem: Some(Problem::new(ProblemCode::Credentials, detail)),
-        ..Status::without_flow(
-            ACCOUNT,
-            RegistrationState::Failed,
-            Cause::Failed,
-            form.transport,
-        )
-    });
-    forward(app, EngineEvent::Status(status));
-}
-
-/// Updates the state from one engine event and tells the window, the tray and the user.
-pub fn forward(app: &App, event: EngineEvent) {
-    match event {
-        EngineEvent::Status(status) => {
-            let (entry, notice, tray_changed) = {
-                let mut view = app.view();
-                let previous = view.state;
-                let old_tray = view.tray();
-                let entry = timeline::from_status(previous, &status);
-                if let Some(e) = &entry {
-                    view.push_timeline(e.clone());
-                }
-                view.set_status(&status);
-                let notice = notifications::on_status(&mut view, previous, &status.inner);
-                (entry, notice, view.tray() != old_tray)
-            };
-            app.emit("status", &status);
-            announce(app, entry, tray_changed, notice);
+        let first = received.recv().await;
+        assert!(
+            matches!(&first, Some(Report::Event { account, .. }) if account == "b"),
+            "{first:?}"
+        );
+        let Some(Report::Ended { account, applied }) = received.recv().await else {
+            panic!("the end is reported after the last event");
+        };
+        assert_eq!(account, "b");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
         }
-        EngineEvent::IncomingCall(call) => {
-            let entry = timeline::from_call(&call);
-            app.view().push_timeline(entry.clone());
-            app.emit("timeline", &entry);
-        }
-        EngineEvent::ExtensionInUse(info) => {
-            let entry = timeline::from_extension_in_use(&info);
-            let who = app
-                .view()
-                .extension()
-                .map(|e| format!("Extension {e}"))
-                .unwrap_or_else(|| "Your extension".to_owned());
-            app.view().push_timeline(entry.clone());
-            announce(
-                app,
-                Some(entry),
-                false,
-                Some(notifications::on_extension_in_use(&who, &info.inner)),
-            );
-        }
-        EngineEvent::Trace(trace) => {
-            app.view().push_trace(trace.clone());
-            app.emit("trace", &trace);
-        }
-        EngineEvent::Softphone(status) => softphone_changed(app, ACCOUNT, None, status),
-        EngineEvent::CallRefused(refused) => {
-            let entry = timeline::from_refused_call(&refused);
-            app.view().push_timeline(entry.clone());
-            announce(app, Some(entry), false, None);
-        }
-        EngineEvent::CallMoved(moved) => {
-            let entry = timeline::from_call_moved(&moved);
-            let notice = notifications::on_call_moved(&moved.inner);
-            app.view().push_timeline(entry.clone());
-            announce(app, Some(entry), false, Some(notice));
-        }
-        _ => {}
-    }
-}
-
-/// Updates the state from one event of another account's engine and tells the window, the tray
-/// and the user, naming the extension.
-pub fn forward_other(app: &App, name: &str, event: EngineEvent) {
-    match event {
-        EngineEvent::Status(status) => {
-            let (entry, notice, tray_changed) = {
-                let mut view = app.view();
-                let old_tray = view.tray();
-                let Some(other) = view.others.get_mut(name) else {
-                    return;
-                };
-                let previous = other.state;
-                let who = format!("Extension {}", other.extension);
-                let entry = timeline::from_status(previous, &status).map(|mut e| {
-                    e.text = format!("{who}: {}", e.text);
-                    e
-                });
-                other.state = Some(status.inner.state);
-                other.problem = status.inner.problem.as_ref().map(|p| p.message.clone());
-                other.problem_words = status
-                    .inner
-                    .problem
-                    .as_ref()
-                    .map(|p| problem_words(p.code.as_str()).to_owned());
-                let notice = notifications::on_change(
-                    &who,
-                    &mut other.lost_notified,
-                    previous,
-                    &status.inner,
-                );
-                if let Some(e) = &entry {
-                    view.push_timeline(e.clone());
-                }
-                (entry, notice, view.tray() != old_tray)
-            };
-            app.emit("accounts", &app.view().other_accounts());
-            announce(app, entry, tray_changed, notice);
-        }
-        EngineEvent::ExtensionInUse(info) => {
-            let Some(extension) = app.view().others.get(name).map(|o| o.extension.clone()) else {
-                return;
-            };
-            let who = format!("Extension {extension}");
-            let mut entry = timeline::from_extension_in_use(&info);
-            entry.text = format!("{who}: {}", entry.text);
-            app.view().push_timeline(entry.clone());
-            announce(
-                app,
-                Some(entry),
-                false,
-                Some(notifications::on_extension_in_use(&who, &info.inner)),
-            );
-        }
-        EngineEvent::Softphone(status) => {
-            let Some(extension) = app.view().others.get(name).map(|o| o.extension.clone()) else {
-                return;
-            };
-            softphone_changed(app, name, Some(&format!("Extension {extension}")), status);
-        }
-        EngineEvent::CallRefused(refused) => {
-            let Some(extension) = app.view().others.get(name).map(|o| o.extension.clone()) else {
-                return;
-            };
-            let mut entry = timeline::from_refused_call(&refused);
-            entry.text = format!("Extension {extension}: {}", entry.text);
-            app.view().push_timeline(entry.clone());
-            announce(app, Some(entry), false, None);
-        }
-        other => forward(app, other),
-    }
-}
-
-/// The edge proxy of `account` reported a change of the softphone: the window, the timeline,
-/// the tray and (when it stopped answering or needs new settings) a notification. `who` names
-/// another account's extension.
-fn softphone_changed(
-    app: &App,
-    account: &str,
-    who: Option<&str>,
-    status: Stamped<SoftphoneStatus>,
-) {
-    let mut entry = timeline::from_softphone(&status);
-    let mut notice = notifications::on_softphone(&status.inner);
-    if let Some(who) = who {
-        entry.text = format!("{who}: {}", entry.text);
-        if let Some(n) = notice.as_mut() {
-            n.body = format!("{who}: {}", n.body);
-        }
-    }
-    let tray_changed = {
-        let mut view = app.view();
-        let old_tray = view.tray();
-        match view.softphones.get_mut(account) {
-            Some(shown) => shown.status = Some(status),
-            // Reported by an engine this process no longer shows (stopped meanwhile).
-            None => return,
-        }
-        view.push_timeline(entry.clone());
-        view.tray() != old_tray
-    };
-    // The tray first: whoever reacts to the event sees the tray that goes with it.
-    announce(app, Some(entry), tray_changed, notice);
-    app.emit("softphones", &app.view().softphones());
-}
-
-/// What a status change means beyond the status itself: a timeline line, the tray, a notice.
-fn announce(
-    app: &App,
-    entry: Option<timeline::TimelineEntry>,
-    tray_changed: bool,
-    notice: Option<notifications::Notice>,
-) {
-    if let Some(e) = entry {
-        app.emit("timeline", &e);
-    }
-    if tray_changed {
-        app.refresh_tray();
-    }
-    if let Some(n) = notice {
-        notifications::show(&n);
+        assert!(!delivered.is_finished(), "it waits for the reducer");
+        assert!(applied.send(()).is_ok());
+        assert!(delivered.await.is_ok());
     }
 }

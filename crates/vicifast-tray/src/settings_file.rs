@@ -5,9 +5,8 @@
 //! events: every save (ours and the CLI's) replaces the file by rename, which a watch on the file
 //! itself loses, and the poll is one `stat` — nothing next to the engine's own timers.
 
-use crate::app::App;
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 const POLL: Duration = Duration::from_secs(3);
@@ -20,8 +19,12 @@ pub fn stamp(path: &Path) -> Stamp {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Runs until the process ends.
-pub async fn watch(app: Arc<App>, path: PathBuf) {
+/// Calls `changed` with each new version of the file at `path`; runs until the process ends.
+pub async fn watch<F, Fut>(path: PathBuf, mut changed: F)
+where
+    F: FnMut(Stamp) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut seen = stamp(&path);
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -30,7 +33,7 @@ pub async fn watch(app: Arc<App>, path: PathBuf) {
         let now = stamp(&path);
         if now != seen {
             seen = now;
-            app.settings_file_changed(now).await;
+            changed(now).await;
         }
     }
 }

@@ -1,11 +1,13 @@
-//! What the app knows and shows: saved settings, the last status, bounded timeline and trace.
-//! Kept in the backend so a window created later (or again) gets it all from `get_state`.
+//! What the app knows and shows: saved settings, each account's last status, bounded timeline
+//! and trace. Kept in the backend so a window created later (or again) gets it all from
+//! `get_state`; [`Shared`] holds it with the channels that tell the window and the tray.
 
 use crate::softphone::SoftphoneView;
 use crate::timeline::TimelineEntry;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
+use tokio::sync::{broadcast, watch};
 use vicifast_accounts::Settings;
 use vicifast_engine::{ExtensionInUse, RegistrationState, Stamped, Status, TraceEntry};
 use vicifast_ipc::settings::{self, UiSettings, ACCOUNT};
@@ -13,16 +15,17 @@ use vicifast_ipc::settings::{self, UiSettings, ACCOUNT};
 pub const TIMELINE_LIMIT: usize = 200;
 pub const TRACE_LIMIT: usize = 300;
 
+/// How many window events may wait for a slow window before it misses some.
+const EVENT_BACKLOG: usize = 512;
+
 /// `UiState` on the wire.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct UiState {
     pub settings: Option<UiSettings>,
     pub has_password: bool,
-    /// The last status: the engine's, or one the app made in the same shape (an unreadable
-    /// settings file, problem code `settings_file`, which is not one of the engine's codes).
-    #[cfg_attr(test, ts(as = "Option<Stamped<vicifast_engine::Status>>"))]
-    pub status: Option<serde_json::Value>,
+    /// The last status of the app's own account.
+    pub status: Option<Stamped<Status>>,
     pub timeline: Vec<TimelineEntry>,
     pub trace: Vec<Stamped<TraceEntry>>,
     pub interface: Option<String>,
@@ -43,19 +46,45 @@ pub struct OtherAccount {
     pub state: Option<RegistrationState>,
     /// What went wrong, in words for the agent.
     pub problem: Option<String>,
-    #[serde(skip)]
-    pub problem_words: Option<String>,
-    /// Its loss was announced; announce its return too.
-    #[serde(skip)]
+}
+
+/// One saved account as this process shows it: the app's own (`default`, set up in the window)
+/// or another (added with the CLI). Every account is kept and updated the same way; only the
+/// window's wire format tells the app's own apart (its `status`, the others' `accounts`).
+#[derive(Debug, Clone, Default)]
+pub struct AccountView {
+    pub extension: String,
+    pub server: String,
+    /// The last status: the engine's, or one the app made (no password, an unreadable file).
+    pub status: Option<Stamped<Status>>,
+    /// The registration was lost and the user was told; tell them again when it is back.
     pub lost_notified: bool,
 }
 
-impl OtherAccount {
-    /// It cannot register at all: `problem` for the window, `words` for the tooltip.
-    pub fn failed(&mut self, problem: String, words: &str) {
-        self.state = Some(RegistrationState::Failed);
-        self.problem = Some(problem);
-        self.problem_words = Some(words.to_owned());
+impl AccountView {
+    pub fn state(&self) -> Option<RegistrationState> {
+        self.status.as_ref().map(|s| s.inner.state)
+    }
+
+    /// Another device holds the extension: the tray asks for attention, and its Register means
+    /// "use this computer", Unregister "stop here".
+    pub fn in_use(&self) -> Option<&ExtensionInUse> {
+        self.status.as_ref()?.inner.extension_in_use.as_deref()
+    }
+
+    /// A few words on the current problem, for the tooltip.
+    fn problem_words(&self) -> Option<&'static str> {
+        let problem = self.status.as_ref()?.inner.problem.as_ref()?;
+        Some(problem_words(problem.code.as_str()))
+    }
+
+    /// Who the account is, for the agent: its extension.
+    pub fn who(&self) -> String {
+        if self.extension.is_empty() {
+            "Your extension".to_owned()
+        } else {
+            format!("Extension {}", self.extension)
+        }
     }
 }
 
@@ -108,22 +137,12 @@ pub struct View {
     /// Why the settings file could not be used (it is then never written).
     pub settings_problem: Option<String>,
     pub has_password: bool,
-    /// The last status as sent to the window (an engine status, or one the app made).
-    pub status: Option<serde_json::Value>,
-    pub state: Option<RegistrationState>,
-    /// A few words on the current problem, for the tooltip.
-    pub problem_words: Option<String>,
-    pub local_address: Option<String>,
+    /// Every saved account by name, and the app's own (`default`) even before it is set up
+    /// (from the first load of the settings on).
+    pub accounts: BTreeMap<String, AccountView>,
     pub active: bool,
     pub timeline: VecDeque<TimelineEntry>,
     pub trace: VecDeque<Stamped<TraceEntry>>,
-    /// The registration was lost and the user was told; tell them again when it is back.
-    pub lost_notified: bool,
-    /// The other saved accounts, by name.
-    pub others: BTreeMap<String, OtherAccount>,
-    /// Another device holds the app's extension: the tray asks for attention, and its Register
-    /// means "use this computer", Unregister "stop here".
-    pub in_use: Option<ExtensionInUse>,
     /// The softphone behind each running account's edge proxy, by account name.
     pub softphones: BTreeMap<String, SoftphoneView>,
 }
@@ -137,37 +156,51 @@ impl View {
         push_bounded(&mut self.trace, entry, TRACE_LIMIT);
     }
 
-    pub fn set_status(&mut self, status: &Stamped<Status>) {
-        self.status = serde_json::to_value(status).ok();
-        self.state = Some(status.inner.state);
-        self.local_address = status.inner.local_address.clone();
-        self.in_use = status.inner.extension_in_use.as_deref().cloned();
-        self.problem_words = status
-            .inner
-            .problem
-            .as_ref()
-            .map(|p| problem_words(p.code.as_str()).to_owned());
+    /// Brings the accounts in line with the saved settings: those removed go (the app's own
+    /// stays, with its last status), the new ones come, each with its extension and server.
+    pub fn set_settings(&mut self, saved: Settings) {
+        self.accounts
+            .retain(|name, _| name == ACCOUNT || saved.accounts.iter().any(|a| &a.name == name));
+        self.accounts.entry(ACCOUNT.to_owned()).or_default();
+        for account in &saved.accounts {
+            let shown = self.accounts.entry(account.name.clone()).or_default();
+            shown.extension.clone_from(&account.extension);
+            shown.server.clone_from(&account.server);
+        }
+        if settings::account(&saved).is_none() {
+            if let Some(own) = self.accounts.get_mut(ACCOUNT) {
+                own.extension.clear();
+                own.server.clear();
+            }
+        }
+        self.settings = Some(saved);
+    }
+
+    /// The app's own account, once the settings were loaded or it reported.
+    pub fn own(&self) -> Option<&AccountView> {
+        self.accounts.get(ACCOUNT)
     }
 
     pub fn ui_settings(&self) -> Option<UiSettings> {
         self.settings.as_ref().and_then(settings::to_ui)
     }
 
-    pub fn extension(&self) -> Option<String> {
-        self.ui_settings().map(|s| s.extension)
-    }
-
     pub fn ui_state(&self, interface: Option<String>) -> UiState {
         UiState {
             settings: self.ui_settings(),
             has_password: self.has_password,
-            status: self.status.clone(),
+            status: self.own().and_then(|a| a.status.clone()),
             timeline: self.timeline.iter().rev().cloned().collect(),
             trace: self.trace.iter().rev().cloned().collect(),
             interface,
             other_accounts: self.other_accounts(),
             softphones: self.softphones(),
         }
+    }
+
+    /// The address the app's own account registers from.
+    pub fn local_address(&self) -> Option<&str> {
+        self.own()?.status.as_ref()?.inner.local_address.as_deref()
     }
 
     pub fn softphones(&self) -> Vec<SoftphoneView> {
@@ -181,77 +214,97 @@ impl View {
             .and_then(SoftphoneView::trouble)
     }
 
+    /// The accounts other than the app's own, as the window lists them.
     pub fn other_accounts(&self) -> Vec<OtherAccount> {
-        self.others.values().cloned().collect()
+        self.accounts
+            .iter()
+            .filter(|(name, _)| name.as_str() != ACCOUNT)
+            .map(|(name, a)| OtherAccount {
+                account: name.clone(),
+                extension: a.extension.clone(),
+                server: a.server.clone(),
+                state: a.state(),
+                problem: a
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.inner.problem.as_ref())
+                    .map(|p| p.message.clone()),
+            })
+            .collect()
+    }
+
+    /// How `account` looks in the tray: a softphone that cannot take calls or another device on
+    /// the extension leaves the agent unreachable, registered or not.
+    fn look_of(&self, name: &str, account: &AccountView) -> TrayLook {
+        if account.in_use().is_some() || self.softphone_trouble(name).is_some() {
+            TrayLook::Failed
+        } else {
+            TrayLook::of(account.state())
+        }
     }
 
     pub fn tray(&self) -> TrayView {
-        let main_set_up = self.settings.as_ref().and_then(settings::account).is_some();
-        // A softphone that cannot take calls leaves the agent unreachable, registered or not.
-        let main_softphone = self.softphone_trouble(ACCOUNT);
-        let main_look =
-            if self.settings_problem.is_some() || self.in_use.is_some() || main_softphone.is_some()
-            {
-                TrayLook::Failed
-            } else {
-                TrayLook::of(self.state)
-            };
+        let own_set_up = self.settings.as_ref().and_then(settings::account).is_some();
+        let unset = AccountView::default();
+        let own = self.own().unwrap_or(&unset);
         // An app account never set up does not grey out the others' icon.
-        let show_main = main_set_up || self.settings_problem.is_some() || self.others.is_empty();
-        let look = show_main
-            .then_some(main_look)
+        let others = || self.accounts.iter().filter(|(n, _)| n.as_str() != ACCOUNT);
+        let show_own = own_set_up || self.settings_problem.is_some() || others().next().is_none();
+        let own_look = if self.settings_problem.is_some() {
+            TrayLook::Failed
+        } else {
+            self.look_of(ACCOUNT, own)
+        };
+        let look = show_own
+            .then_some(own_look)
             .into_iter()
-            .chain(self.others.values().map(|o| {
-                if self.softphone_trouble(&o.account).is_some() {
-                    TrayLook::Failed
-                } else {
-                    TrayLook::of(o.state)
-                }
-            }))
+            .chain(others().map(|(name, a)| self.look_of(name, a)))
             .max_by_key(|l| l.urgency())
             .unwrap_or(TrayLook::Offline);
-        let who = self
-            .extension()
-            .map(|e| format!("Extension {e}"))
-            .unwrap_or_else(|| "Not set up".to_owned());
-        let state = match (self.settings_problem.is_some(), self.state) {
-            (true, _) => "settings file unreadable".to_owned(),
-            (false, Some(s)) => state_words(s).to_owned(),
-            (false, None) if !main_set_up => "open VICIfast to set up".to_owned(),
-            (false, None) => "not registered".to_owned(),
+
+        let who = if own_set_up {
+            own.who()
+        } else {
+            "Not set up".to_owned()
+        };
+        let state = match own.state() {
+            Some(s) => state_words(s),
+            None if own_set_up || self.settings_problem.is_some() => "not registered",
+            None => "open VICIfast to set up",
         };
         let mut tooltip = format!("VICIfast — {who}: {state}");
-        for words in self
-            .problem_words
-            .as_deref()
-            .into_iter()
-            .chain(main_softphone)
-        {
-            tooltip.push_str(" — ");
-            tooltip.push_str(words);
-        }
-        if self.in_use.is_some() {
+        self.tooltip_troubles(&mut tooltip, ACCOUNT, own);
+        if own.in_use().is_some() {
             tooltip.push_str(" (Register: use this computer; Unregister: stop here)");
         }
-        for other in self.others.values() {
-            let state = other.state.map_or("not registered", state_words);
-            tooltip.push_str(&format!("\nExtension {}: {state}", other.extension));
-            let softphone = self.softphone_trouble(&other.account);
-            for words in other.problem_words.as_deref().into_iter().chain(softphone) {
-                tooltip.push_str(" — ");
-                tooltip.push_str(words);
-            }
+        for (name, other) in others() {
+            let state = other.state().map_or("not registered", state_words);
+            tooltip.push_str(&format!("\n{}: {state}", other.who()));
+            self.tooltip_troubles(&mut tooltip, name, other);
         }
-        let registered = |s: Option<RegistrationState>| s == Some(RegistrationState::Registered);
-        let main_waiting = main_set_up && !registered(self.state);
+        let registered = |a: &AccountView| a.state() == Some(RegistrationState::Registered);
+        let waiting = (own_set_up && !registered(own))
+            || others().any(|(_, a)| !registered(a))
+            || self.accounts.values().any(|a| a.in_use().is_some());
         TrayView {
             look,
             tooltip,
-            can_register: !self.active
-                || main_waiting
-                || self.in_use.is_some()
-                || self.others.values().any(|o| !registered(o.state)),
+            can_register: !self.active || waiting,
             can_unregister: self.active,
+        }
+    }
+
+    /// The account's problem and its softphone's, each after a dash; for the app's own, a
+    /// settings file that became unusable while its registration goes on.
+    fn tooltip_troubles(&self, tooltip: &mut String, name: &str, account: &AccountView) {
+        let file = self.settings_problem.is_some()
+            && name == ACCOUNT
+            && account.problem_words() != Some(problem_words("settings_file"));
+        let words = account.problem_words().into_iter();
+        let file = file.then(|| problem_words("settings_file"));
+        for words in words.chain(file).chain(self.softphone_trouble(name)) {
+            tooltip.push_str(" — ");
+            tooltip.push_str(words);
         }
     }
 }
@@ -299,16 +352,71 @@ pub fn problem_words(code: &str) -> &'static str {
     }
 }
 
-/// The shared state, managed by Tauri.
-#[derive(Debug, Default)]
+/// An event for the window: its name (`status`, `timeline`, `trace`, `accounts`, `softphones`,
+/// `focus`) and payload.
+#[derive(Debug, Clone)]
+pub struct WindowEvent {
+    pub name: &'static str,
+    pub payload: serde_json::Value,
+}
+
+/// The view, and the channels that tell the window (events) and the tray (a snapshot) of its
+/// changes.
 pub struct Shared {
     view: Mutex<View>,
+    events: broadcast::Sender<WindowEvent>,
+    tray: watch::Sender<TrayView>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        let view = View::default();
+        let tray = watch::Sender::new(view.tray());
+        Self {
+            view: Mutex::new(view),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            tray,
+        }
+    }
 }
 
 impl Shared {
     /// Locks the view.
     pub fn view(&self) -> MutexGuard<'_, View> {
         lock(&self.view)
+    }
+
+    /// Sends an event to every window listening.
+    pub fn emit(&self, name: &'static str, payload: &impl Serialize) {
+        match serde_json::to_value(payload) {
+            // No window listening is the usual case, not an error.
+            Ok(payload) => drop(self.events.send(WindowEvent { name, payload })),
+            Err(e) => tracing::warn!("event `{name}` not sent: {e}"),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<WindowEvent> {
+        self.events.subscribe()
+    }
+
+    /// Whether a window is listening.
+    pub fn window_listening(&self) -> bool {
+        self.events.receiver_count() > 0
+    }
+
+    /// What the tray shows, for its platform front end.
+    pub fn tray_views(&self) -> watch::Receiver<TrayView> {
+        self.tray.subscribe()
+    }
+
+    /// Brings the tray in line with the view.
+    pub fn refresh_tray(&self) {
+        let view = self.view().tray();
+        self.tray.send_if_modified(|shown| {
+            let changed = *shown != view;
+            *shown = view;
+            changed
+        });
     }
 }
 
@@ -357,17 +465,15 @@ mod tests {
 
     #[test]
     fn menu_enables_register_when_stopped_or_not_registered() {
-        let mut view = View {
-            settings: Some(settings::apply(&Settings::default(), &form())),
-            ..View::default()
-        };
+        let mut view = View::default();
+        view.set_settings(settings::apply(&Settings::default(), &form()));
         assert!(view.tray().can_register);
         assert!(!view.tray().can_unregister);
         view.active = true;
-        view.state = Some(RegistrationState::Registered);
+        set_state(&mut view, ACCOUNT, RegistrationState::Registered, None);
         assert!(!view.tray().can_register);
         assert!(view.tray().can_unregister);
-        view.state = Some(RegistrationState::Failed);
+        set_state(&mut view, ACCOUNT, RegistrationState::Failed, None);
         assert!(view.tray().can_register, "try again now");
         assert!(view.tray().can_unregister);
     }
@@ -378,40 +484,56 @@ mod tests {
 
     /// The app's own account set up, running and registered.
     fn registered_view() -> View {
-        View {
+        let mut view = View {
             active: true,
-            state: Some(RegistrationState::Registered),
-            settings: Some(settings::apply(&Settings::default(), &form())),
             ..View::default()
-        }
+        };
+        view.set_settings(settings::apply(&Settings::default(), &form()));
+        set_state(&mut view, ACCOUNT, RegistrationState::Registered, None);
+        view
     }
 
-    fn other(name: &str, state: Option<RegistrationState>) -> OtherAccount {
-        OtherAccount {
-            account: name.to_owned(),
-            extension: format!("{name}-ext"),
-            server: "pbx".to_owned(),
-            state,
-            problem: None,
-            problem_words: state
-                .filter(|s| *s == RegistrationState::Retrying)
-                .map(|_| "server not answering".to_owned()),
-            lost_notified: false,
-        }
+    /// `name`'s last status says `state`, with `problem`.
+    fn set_state(
+        view: &mut View,
+        name: &str,
+        state: RegistrationState,
+        problem: Option<vicifast_engine::ProblemCode>,
+    ) {
+        let status = Status {
+            problem: problem.map(|code| vicifast_engine::Problem::new(code, "test")),
+            ..Status::without_flow(
+                name,
+                state,
+                vicifast_engine::Cause::Failed,
+                Default::default(),
+            )
+        };
+        let shown = view.accounts.entry(name.to_owned()).or_default();
+        shown.status = Some(Stamped::now(status));
+    }
+
+    /// Another saved account, `<name>-ext`; retrying because the server does not answer.
+    fn add_other(view: &mut View, name: &str, state: RegistrationState) {
+        view.accounts.insert(
+            name.to_owned(),
+            AccountView {
+                extension: format!("{name}-ext"),
+                server: "pbx".to_owned(),
+                ..AccountView::default()
+            },
+        );
+        let problem =
+            (state == RegistrationState::Retrying).then_some(vicifast_engine::ProblemCode::Timeout);
+        set_state(view, name, state, problem);
     }
 
     #[test]
     fn the_tray_shows_the_most_urgent_account_and_names_each() {
         let mut view = registered_view();
         assert_eq!(view.tray().look, TrayLook::Registered);
-        view.others.insert(
-            "b".to_owned(),
-            other("b", Some(RegistrationState::Retrying)),
-        );
-        view.others.insert(
-            "c".to_owned(),
-            other("c", Some(RegistrationState::Registered)),
-        );
+        add_other(&mut view, "b", RegistrationState::Retrying);
+        add_other(&mut view, "c", RegistrationState::Registered);
         let tray = view.tray();
         assert_eq!(tray.look, TrayLook::Working);
         assert!(
@@ -425,8 +547,7 @@ mod tests {
             tray.can_register,
             "b is not registered: Register tries again"
         );
-        view.others
-            .insert("d".to_owned(), other("d", Some(RegistrationState::Failed)));
+        add_other(&mut view, "d", RegistrationState::Failed);
         assert_eq!(view.tray().look, TrayLook::Failed);
         assert!(view.tray().can_register, "Register retries the failed one");
     }
@@ -437,10 +558,7 @@ mod tests {
             active: true,
             ..View::default()
         };
-        view.others.insert(
-            "b".to_owned(),
-            other("b", Some(RegistrationState::Registered)),
-        );
+        add_other(&mut view, "b", RegistrationState::Registered);
         assert_eq!(view.tray().look, TrayLook::Registered);
         assert!(view.tray().tooltip.contains("open VICIfast to set up"));
     }
@@ -451,7 +569,13 @@ mod tests {
         let mut view = registered_view();
         assert_eq!(view.tray().look, TrayLook::Registered);
         assert!(!view.tray().can_register);
-        view.in_use = Some(ExtensionInUse::new(
+        set_state(
+            &mut view,
+            ACCOUNT,
+            RegistrationState::Registered,
+            Some(vicifast_engine::ProblemCode::ExtensionInUse),
+        );
+        let in_use = ExtensionInUse::new(
             "default",
             vec![OtherDevice {
                 contact: "sip:101@198.18.5.5:5062".to_owned(),
@@ -460,8 +584,14 @@ mod tests {
                 expires_in: Some(300),
             }],
             InUseDetection::BindingCheck,
-        ));
-        view.problem_words = Some(problem_words("extension_in_use").to_owned());
+        );
+        if let Some(status) = view
+            .accounts
+            .get_mut(ACCOUNT)
+            .and_then(|a| a.status.as_mut())
+        {
+            status.inner.extension_in_use = Some(Box::new(in_use));
+        }
         let tray = view.tray();
         assert_eq!(tray.look, TrayLook::Failed);
         assert!(tray.can_register, "Register: use this computer");
@@ -479,10 +609,7 @@ mod tests {
         use crate::softphone::SoftphoneView;
         use vicifast_engine::{SoftphoneState, SoftphoneStatus, Stamped, Transport};
         let mut view = registered_view();
-        view.others.insert(
-            "b".to_owned(),
-            other("b", Some(RegistrationState::Registered)),
-        );
+        add_other(&mut view, "b", RegistrationState::Registered);
         let account = vicifast_accounts::AccountSettings::new(ACCOUNT, "pbx", "101");
         let mut softphone = SoftphoneView::listening(&account, "127.0.0.1:5070".parse().unwrap());
         let report = |state| {
@@ -553,12 +680,13 @@ mod tests {
 
     #[test]
     fn tooltip_names_extension_state_and_problem() {
-        let mut view = View {
-            state: Some(RegistrationState::Failed),
-            problem_words: Some(problem_words("wrong_password").to_owned()),
-            ..View::default()
-        };
-        view.settings = None;
+        let mut view = View::default();
+        set_state(
+            &mut view,
+            ACCOUNT,
+            RegistrationState::Failed,
+            Some(vicifast_engine::ProblemCode::WrongPassword),
+        );
         let t = view.tray();
         assert_eq!(t.look, TrayLook::Failed);
         assert!(t.tooltip.contains("wrong password"), "{}", t.tooltip);

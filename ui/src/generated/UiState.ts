@@ -12,8 +12,7 @@ import type { UiSettings } from "./UiSettings";
  */
 export type UiState = { settings: UiSettings | null, has_password: boolean, 
 /**
- * The last status: the engine's, or one the app made in the same shape (an unreadable
- * settings file, problem code `settings_file`, which is not one of the engine's codes).
+ * The last status of the app's own account.
  */
 status: Stamped<Status> | null, timeline: Array<TimelineEntry>, trace: Array<Stamped<TraceEntry>>, interface: string | null, other_accounts: Array<OtherAccount>, 
 /**

@@ -9,7 +9,8 @@
 #   make test-windows   under Wine: the core, engine, accounts and CLI unit tests as Windows
 #                       programs; vicifast-cli.exe against Kamailio; the MSI (install, upgrade,
 #                       uninstall); vicifast.exe without WebView2; vicifast-tray.exe
-#   make bench-windows  start to `registered` and memory of vicifast-cli.exe under Wine
+#   make bench-windows  start to `registered` and memory of vicifast-cli.exe and
+#                       vicifast-tray.exe under Wine
 # Wine runs in a private prefix and Xvfb display per run (tests/windows/run-under-wine.sh).
 
 WINDOWS_TARGET := x86_64-pc-windows-gnu
@@ -96,15 +97,21 @@ test-windows-msi: windows-test-programs deps-engine
 	  tests/windows/run-under-wine.sh $(CARGO) test -p vicifast-e2e --test windows_msi --no-fail-fast
 
 # bench-register's figures for the release vicifast-cli.exe under Wine (start to `registered`,
-# and the resident memory of the Wine process that runs it).
+# and the resident memory of the Wine process that runs it); then the release vicifast-tray.exe's
+# (start to its binding, memory once registered, `quit` to the binding gone).
 .PHONY: bench-windows
 bench-windows: windows deps-engine
 	$(CARGO) build --release -p vicifast-e2e --bins
+	$(CARGO) build --release --target $(WINDOWS_TARGET) -p vicifast-tray --example tray_call
 	printf '#!/bin/sh\nexec wine "%s" "$$@"\n' "$(CURDIR)/$(WINDOWS_DIST)/vicifast-cli.exe" \
 	  > $(WINDOWS_OUT)/vicifast-cli-under-wine
 	chmod +x $(WINDOWS_OUT)/vicifast-cli-under-wine
 	VICIFAST_CLI=$(WINDOWS_OUT)/vicifast-cli-under-wine \
 	  tests/windows/run-under-wine.sh $(TARGET_DIR)/release/bench_register 10
+	VICIFAST_WINDOWS_E2E=1 VICIFAST_CLI_EXE=$(CURDIR)/$(WINDOWS_DIST)/vicifast-cli.exe \
+	  VICIFAST_TRAY_EXE=$(CURDIR)/$(WINDOWS_DIST)/vicifast-tray.exe \
+	  VICIFAST_TRAY_CALL_EXE=$(WINDOWS_OUT)/release/examples/tray_call.exe \
+	  tests/windows/run-under-wine.sh $(TARGET_DIR)/release/bench_tray_windows 5
 
 # vicifast.exe (beside WebView2Loader.dll) under Wine, which has no WebView2.
 .PHONY: test-windows-window

@@ -22,6 +22,7 @@ pub use registrar::{
 };
 
 use rand::distributions::{Alphanumeric, DistString};
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// Upper bound for any one expected status or exit: generous, since a slow CI machine must not
@@ -100,4 +101,38 @@ pub fn registrar_with_user(options: RegistrarOptions) -> (Registrar, String, Str
         .add_user(&ext)
         .unwrap_or_else(|e| panic!("adding user {ext}: {e}"));
     (registrar, ext, password)
+}
+
+/// A field of /proc/<pid>/status counted in kB (`VmRSS:`, `VmHWM:`…), in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no {field} in {path}"))
+}
+
+/// The `main` of a benchmark that takes a number of runs as its one optional argument
+/// (`default_runs` without it): runs `bench`, and says what failed.
+pub fn bench_main(
+    name: &str,
+    default_runs: usize,
+    bench: fn(usize) -> Result<(), String>,
+) -> ExitCode {
+    let runs = match std::env::args().nth(1).map(|a| a.parse()) {
+        None => default_runs,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("usage: {name} [runs]");
+            return ExitCode::from(2);
+        }
+    };
+    match bench(runs) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{name}: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

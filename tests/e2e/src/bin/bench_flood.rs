@@ -114,7 +114,7 @@ fn flood_cli(listener: &TcpListener, cli: &Cli, mb: usize, unit: &[u8]) -> Resul
     // From here the CLI may be silent for long while it works through a flood; the flood's
     // own limit applies instead.
     stream.set_read_timeout(None).map_err(|e| e.to_string())?;
-    let rss_before_kib = proc_status(pid, "VmRSS:")?;
+    let rss_before_kib = vicifast_e2e::proc_status_kib(pid, "VmRSS:")?;
     let cpu_before = cpu_ticks(pid)?;
     let (done_tx, done_rx) = mpsc::channel();
     let mut reader = stream.try_clone().map_err(|e| e.to_string())?;
@@ -152,8 +152,8 @@ fn flood_cli(listener: &TcpListener, cli: &Cli, mb: usize, unit: &[u8]) -> Resul
     Ok(Figures {
         units,
         rss_before_kib,
-        peak_kib: proc_status(pid, "VmHWM:")?,
-        rss_after_kib: proc_status(pid, "VmRSS:")?,
+        peak_kib: vicifast_e2e::proc_status_kib(pid, "VmHWM:")?,
+        rss_after_kib: vicifast_e2e::proc_status_kib(pid, "VmRSS:")?,
         cpu_s,
         pongs,
         log_lines: log.lines().count(),
@@ -246,15 +246,6 @@ fn read_answers(stream: &mut TcpStream) -> Result<u64, String> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn proc_status(pid: u32, field: &str) -> Result<u64, String> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no {field} in {path}"))
 }
 
 /// User plus system time of the process, in USER_HZ ticks (1/100 s on Linux).

@@ -10,21 +10,7 @@ use std::time::{Duration, Instant};
 use vicifast_e2e::{register_args, registrar_with_user, Cli, RegistrarOptions, Transport, WAIT};
 
 fn main() -> ExitCode {
-    let runs: usize = match std::env::args().nth(1).map(|a| a.parse()) {
-        None => 20,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            eprintln!("usage: bench_register [runs]");
-            return ExitCode::from(2);
-        }
-    };
-    match bench(runs) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("bench_register: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    vicifast_e2e::bench_main("bench_register", 20, bench)
 }
 
 fn bench(runs: usize) -> Result<(), String> {
@@ -37,7 +23,7 @@ fn bench(runs: usize) -> Result<(), String> {
         let mut cli = Cli::spawn(&args, &password).map_err(|e| e.to_string())?;
         cli.wait_for_state("registered", WAIT)?;
         times.push(start.elapsed());
-        rss_kib.push(vm_rss_kib(cli.pid())?);
+        rss_kib.push(vicifast_e2e::proc_status_kib(cli.pid(), "VmRSS:")?);
         cli.interrupt()?;
         let status = cli.wait_exit(WAIT)?;
         if !status.success() {
@@ -67,14 +53,4 @@ fn bench(runs: usize) -> Result<(), String> {
         rss_kib[rss_kib.len() - 1]
     );
     Ok(())
-}
-
-/// Resident set size of `pid` in KiB, from /proc/<pid>/status.
-fn vm_rss_kib(pid: u32) -> Result<u64, String> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS in {path}"))
 }

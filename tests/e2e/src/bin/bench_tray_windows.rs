@@ -15,21 +15,7 @@ use vicifast_e2e::wine::Wine;
 use vicifast_e2e::{account_args, registrar_with_user, RegistrarOptions, Transport, WAIT};
 
 fn main() -> ExitCode {
-    let runs: usize = match std::env::args().nth(1).map(|a| a.parse()) {
-        None => 5,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            eprintln!("usage: bench_tray_windows [runs]");
-            return ExitCode::from(2);
-        }
-    };
-    match bench(runs) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("bench_tray_windows: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    vicifast_e2e::bench_main("bench_tray_windows", 5, bench)
 }
 
 fn program(var: &str) -> Result<PathBuf, String> {
@@ -103,7 +89,9 @@ fn bench(runs: usize) -> Result<(), String> {
         let answer = wine.run(&[exe, "quit"], WAIT)?;
         to_quit.push(asked.elapsed());
         if !answer.status.success() || bound()? != 0 {
-            return Err(format!("run {run}: quit did not remove the binding: {answer:?}"));
+            return Err(format!(
+                "run {run}: quit did not remove the binding: {answer:?}"
+            ));
         }
         wait_until("vicifast-tray.exe to exit after quit", || {
             Ok(tray.0.try_wait().map_err(|e| e.to_string())?.is_some())
@@ -143,10 +131,5 @@ fn tray_rss_kib(pid: u32) -> Result<u64, String> {
     if !String::from_utf8_lossy(&cmdline).contains("vicifast-tray.exe") {
         return Err(format!("process {pid} does not run vicifast-tray.exe"));
     }
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS in {path}"))
+    vicifast_e2e::proc_status_kib(pid, "VmRSS:")
 }

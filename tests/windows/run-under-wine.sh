@@ -9,6 +9,8 @@
 #   DISPLAY                           the private Xvfb (Wine's system tray is drawn there)
 # The prefix, its wineserver and the display are removed when the command ends.
 set -euo pipefail
+# Every step of the set-up says where it failed; the command's own failure is its to report.
+trap 'echo "error: run-under-wine.sh: line $LINENO failed" >&2' ERR
 [ $# -gt 0 ] || { echo "usage: run-under-wine.sh <command> [args...]" >&2; exit 2; }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 for tool in wine wineserver x86_64-w64-mingw32-gcc Xvfb; do
@@ -36,4 +38,5 @@ export WINEDEBUG=-all WINEARCH=win64 WINEDLLOVERRIDES="mscoree,mshtml="
 "$here/wine-prefix.sh" "$work/prefix"
 export WINEPREFIX=$work/prefix VICIFAST_WINEPREFIX=$work/prefix
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+trap - ERR
 "$@"

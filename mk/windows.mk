@@ -15,7 +15,7 @@
 
 WINDOWS_TARGET := x86_64-pc-windows-gnu
 WINDOWS_PACKAGES := gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64 \
-  wine wine64 xvfb xauth x11-utils
+  wine wine64 xvfb xauth x11-utils imagemagick
 WINDOWS_CRATES := vicifast-core vicifast-engine vicifast-accounts vicifast-cli vicifast-tray vicifast-app \
   vicifast-win32 vicifast-ipc
 WINDOWS_UNIT_TEST_CRATES := vicifast-core vicifast-engine vicifast-accounts vicifast-cli vicifast-ipc

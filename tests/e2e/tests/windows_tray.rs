@@ -5,14 +5,16 @@
 //! answers `get_state` and `quit` (which removes the binding before the process exits) and is
 //! open to the current user only; the end of the session (WM_QUERYENDSESSION/WM_ENDSESSION,
 //! which `wineboot --end-session` sends as Windows does at logoff) unregisters too; a second
-//! launch asks the first to open the window and leaves it alone.
+//! launch asks the first to open the window and leaves it alone. The tray icon changes when a
+//! wrong password stops the registration; pictures of both looks are kept in
+//! test-output/windows/.
 //!
 //! Needs `VICIFAST_TRAY_EXE`, `VICIFAST_DIST_CLI_EXE` and `VICIFAST_TRAY_CALL_EXE` (the pipe
 //! client `tray_call.exe`, a test helper; `make test-windows-tray`); runs inside
 //! tests/windows/run-under-wine.sh, and says why it was skipped elsewhere.
 #![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use vicifast_e2e::wine::{x_windows, Wine, WEBVIEW2_DIALOG_TITLE};
@@ -344,6 +346,95 @@ fn waking_from_sleep_registers_again() {
         registers_sent(&state) > before && state["status"]["state"] == "registered"
     });
     assert_eq!(registrar.bindings(&ext).unwrap().len(), 1, "one binding");
+
+    assert_eq!(wine.tray_call("quit"), Ok(serde_json::Value::Null));
+    wine.exit_status(tray, "vicifast-tray.exe still running after quit");
+}
+
+/// Where pictures of Wine's system tray go.
+fn output_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-output/windows")
+}
+
+/// A picture (PNG) of Wine's system tray window, saved as `name`; `None` while there is no such
+/// window to take (Wine makes it again when the first icon comes after the last went).
+fn tray_picture(name: &str) -> Option<Vec<u8>> {
+    let windows = x_windows();
+    let id = windows
+        .lines()
+        .find(|l| l.contains("\"Wine System Tray\""))
+        .and_then(|l| l.split_whitespace().next())?
+        .to_owned();
+    let dir = output_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    let taken = Command::new("import")
+        .args(["-window", &id])
+        .arg(&path)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("import (imagemagick): {e}"));
+    taken.success().then(|| std::fs::read(&path).unwrap())
+}
+
+/// The tray's picture once two in a row are the same (Wine draws a new icon a moment after the
+/// tray process sets it).
+fn settled_tray_picture(name: &str) -> Vec<u8> {
+    let mut last = None;
+    let mut settled = None;
+    wait_until("the tray icon to settle", || {
+        let now = tray_picture(name);
+        if now.is_some() && now == last {
+            settled = now;
+            return true;
+        }
+        last = now;
+        false
+    });
+    settled.unwrap()
+}
+
+#[test]
+fn a_wrong_password_changes_the_tray_icon() {
+    let Some(mut wine) = TrayUnderWine::new("a_wrong_password_changes_the_tray_icon") else {
+        return;
+    };
+    let (registrar, ext) = wine.saved_account();
+    let tray = wine.start_tray(&["--no-window"]);
+    wine.wait_for_one_binding(tray, &registrar, &ext);
+    wait_until("get_state over the pipe never said `registered`", || {
+        wine.tray_call("get_state").unwrap()["status"]["state"] == "registered"
+    });
+    wait_until("no icon in Wine's system tray", || {
+        x_windows().contains("\"Wine System Tray\"")
+    });
+    let registered = settled_tray_picture("tray-registered");
+    assert_eq!(wine.tray_call("quit"), Ok(serde_json::Value::Null));
+    wine.exit_status(tray, "vicifast-tray.exe still running after quit");
+
+    // The same account saved with a wrong password: the registrar refuses it.
+    let mut set = vec!["account".to_owned(), "set".to_owned(), "default".to_owned()];
+    set.extend(account_args(&registrar, Transport::Udp, &ext));
+    let saved = wine.wine.run_cli(&set, "not-the-password", WAIT).unwrap();
+    assert!(saved.status.success(), "account set: {saved:?}");
+    let tray = wine.start_tray(&["--no-window"]);
+    let mut state = serde_json::Value::Null;
+    wait_until(
+        "get_state over the pipe never said `wrong_password`",
+        || {
+            state = wine
+                .tray_call_within("get_state", Duration::from_secs(5))
+                .unwrap_or_default();
+            state["status"]["problem"]["code"] == "wrong_password"
+        },
+    );
+    assert_eq!(state["status"]["state"], "failed", "{state}");
+    wait_until(
+        "the tray icon never changed from the registered look",
+        || tray_picture("tray-wrong-password").is_some_and(|p| p != registered),
+    );
+    settled_tray_picture("tray-wrong-password");
+    assert_eq!(registrar.bindings(&ext).unwrap(), vec![], "no binding");
 
     assert_eq!(wine.tray_call("quit"), Ok(serde_json::Value::Null));
     wine.exit_status(tray, "vicifast-tray.exe still running after quit");

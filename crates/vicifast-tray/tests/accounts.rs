@@ -181,10 +181,22 @@ async fn the_settings_file_starts_and_stops_any_account_the_same_way() {
     );
     assert!(app.tray_views().borrow().can_unregister, "b still runs");
 
-    // And b removed: nothing runs, b is no longer listed.
+    // And b removed: nothing runs, b is no longer listed, and an open window is told so.
+    let mut events = app.subscribe();
     fixture.save(Vec::new());
     app.settings_file_changed(fixture.stamp()).await;
     assert!(app.view().accounts.get("b").is_none());
+    let mut listed = None;
+    while let Ok(event) = events.try_recv() {
+        if event.name == "accounts" {
+            listed = Some(event.payload);
+        }
+    }
+    assert_eq!(
+        listed,
+        Some(serde_json::json!([])),
+        "the window's last list"
+    );
     assert!(!app.tray_views().borrow().can_unregister, "nothing runs");
     app.quit().await;
 }

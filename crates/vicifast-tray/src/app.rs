@@ -326,6 +326,9 @@ impl App {
             }
             view.set_settings(loaded);
         }
+        // The window lists the new accounts at once and drops the removed ones, which report
+        // nothing more themselves.
+        self.emit("accounts", &self.view().other_accounts());
         // Changed or new accounts (re)start, removed ones stop; the unchanged ones read their
         // password again.
         self.run_accounts(None).await;

@@ -35,7 +35,7 @@ impl Fixture {
     /// `password`.
     async fn account(&mut self, name: &str, password: bool) -> AccountSettings {
         let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut account = AccountSettings::new(name, "127.0.0.1", &format!("{name}-ext"));
+        let mut account = AccountSettings::new(name, "127.0.0.1", format!("{name}-ext"));
         account.port = Some(pbx.local_addr().unwrap().port());
         self.pbx.push(pbx);
         if password {
@@ -160,7 +160,7 @@ async fn the_settings_file_starts_and_stops_any_account_the_same_way() {
     fixture.save(vec![own.clone()]);
     let app = fixture.app();
     assert!(!app.start().await);
-    assert!(app.view().accounts.get("b").is_none());
+    assert!(!app.view().accounts.contains_key("b"));
 
     // `vicifast-cli account set b`: b starts beside the app's own.
     fixture.save(vec![own.clone(), other.clone()]);
@@ -181,10 +181,22 @@ async fn the_settings_file_starts_and_stops_any_account_the_same_way() {
     );
     assert!(app.tray_views().borrow().can_unregister, "b still runs");
 
-    // And b removed: nothing runs, b is no longer listed.
+    // And b removed: nothing runs, b is no longer listed, and an open window is told so.
+    let mut events = app.subscribe();
     fixture.save(Vec::new());
     app.settings_file_changed(fixture.stamp()).await;
-    assert!(app.view().accounts.get("b").is_none());
+    assert!(!app.view().accounts.contains_key("b"));
+    let mut listed = None;
+    while let Ok(event) = events.try_recv() {
+        if event.name == "accounts" {
+            listed = Some(event.payload);
+        }
+    }
+    assert_eq!(
+        listed,
+        Some(serde_json::json!([])),
+        "the window's last list"
+    );
     assert!(!app.tray_views().borrow().can_unregister, "nothing runs");
     app.quit().await;
 }

@@ -81,6 +81,14 @@ impl TrayUnderWine {
         (registrar, ext)
     }
 
+    /// Saves an account, starts the tray process with no window and waits for its binding.
+    fn start_registered(&mut self) -> (Registrar, String, usize) {
+        let (registrar, ext) = self.saved_account();
+        let tray = self.start_tray(&["--no-window"]);
+        self.wait_for_one_binding(tray, &registrar, &ext);
+        (registrar, ext, tray)
+    }
+
     /// Starts `vicifast-tray.exe <args>`; no password in its environment: it has only
     /// Credential Manager.
     fn start_tray(&mut self, args: &[&str]) -> usize {
@@ -174,9 +182,7 @@ fn tray_registers_the_saved_account_without_a_window_and_quits_over_its_pipe() {
     ) else {
         return;
     };
-    let (registrar, ext) = wine.saved_account();
-    let tray = wine.start_tray(&["--no-window"]);
-    wine.wait_for_one_binding(tray, &registrar, &ext);
+    let (registrar, ext, tray) = wine.start_registered();
     let binding = &registrar.bindings(&ext).unwrap()[0];
     assert!(
         binding
@@ -214,9 +220,7 @@ fn tray_pipe_is_open_to_the_current_user_only() {
     let Some(mut wine) = TrayUnderWine::new("tray_pipe_is_open_to_the_current_user_only") else {
         return;
     };
-    let (registrar, ext) = wine.saved_account();
-    let tray = wine.start_tray(&["--no-window"]);
-    wine.wait_for_one_binding(tray, &registrar, &ext);
+    let (_registrar, _ext, tray) = wine.start_registered();
     wine.wait_for_pipe(tray);
     let access = wine.tray_call("--access").unwrap();
     let user = access["user"].as_str().unwrap();
@@ -251,9 +255,7 @@ fn end_of_session_unregisters_and_ends_the_tray() {
     let Some(mut wine) = TrayUnderWine::new("end_of_session_unregisters_and_ends_the_tray") else {
         return;
     };
-    let (registrar, ext) = wine.saved_account();
-    let tray = wine.start_tray(&["--no-window"]);
-    wine.wait_for_one_binding(tray, &registrar, &ext);
+    let (registrar, ext, tray) = wine.start_registered();
 
     // What Windows does at logoff and shutdown: WM_QUERYENDSESSION, then WM_ENDSESSION, to
     // every top-level window; Wine ends the process once its windows have answered.
@@ -280,9 +282,7 @@ fn a_second_launch_asks_the_first_to_open_the_window_and_exits() {
     else {
         return;
     };
-    let (registrar, ext) = wine.saved_account();
-    let first = wine.start_tray(&["--no-window"]);
-    wine.wait_for_one_binding(first, &registrar, &ext);
+    let (registrar, ext, first) = wine.start_registered();
     wine.wait_for_pipe(first);
 
     // As the Start-menu entry launches it: no flag.
@@ -328,9 +328,7 @@ fn waking_from_sleep_registers_again() {
     let Some(mut wine) = TrayUnderWine::new("waking_from_sleep_registers_again") else {
         return;
     };
-    let (registrar, ext) = wine.saved_account();
-    let tray = wine.start_tray(&["--no-window"]);
-    wine.wait_for_one_binding(tray, &registrar, &ext);
+    let (registrar, ext, tray) = wine.start_registered();
     let mut state = serde_json::Value::Null;
     wait_until("get_state over the pipe never said `registered`", || {
         state = wine.tray_call("get_state").unwrap();
@@ -399,9 +397,7 @@ fn a_wrong_password_changes_the_tray_icon() {
     let Some(mut wine) = TrayUnderWine::new("a_wrong_password_changes_the_tray_icon") else {
         return;
     };
-    let (registrar, ext) = wine.saved_account();
-    let tray = wine.start_tray(&["--no-window"]);
-    wine.wait_for_one_binding(tray, &registrar, &ext);
+    let (registrar, ext, tray) = wine.start_registered();
     wait_until("get_state over the pipe never said `registered`", || {
         wine.tray_call("get_state").unwrap()["status"]["state"] == "registered"
     });

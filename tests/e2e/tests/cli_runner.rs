@@ -4,8 +4,6 @@
 //! an early exit fails with everything the process printed.
 #![allow(clippy::unwrap_used)] // helpers in a test file: a panic is the failure report
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::Duration;
 use vicifast_e2e::{random_password, Cli, PASSWORD_ENV};
 
@@ -19,18 +17,22 @@ echo "incoming call from sip:x@127.0.0.1" >&2
 while :; do sleep 0.05; done
 "#;
 
-fn stand_in(dir: &tempfile::TempDir) -> PathBuf {
+/// The stand-in written to `dir`, and the CLI's first argument `first`: what to run. `sh` reads
+/// the script rather than the kernel executing it: a file just written cannot be executed while
+/// another test's child, forked meanwhile, still holds it open for writing ("Text file busy").
+fn stand_in(dir: &tempfile::TempDir, first: &str) -> [String; 2] {
     let path = dir.path().join("fake-cli");
     std::fs::write(&path, STAND_IN).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
+    [path.to_str().unwrap().to_owned(), first.to_owned()]
 }
+
+const SHELL: &str = "/bin/sh";
 
 #[test]
 fn statuses_stderr_and_sigint() {
     let dir = tempfile::tempdir().unwrap();
     let password = random_password();
-    let mut cli = Cli::spawn_program(stand_in(&dir), &["register"], &password).unwrap();
+    let mut cli = Cli::spawn_program(SHELL.into(), &stand_in(&dir, "register"), &password).unwrap();
 
     // The stand-in echoes its environment's password and its arguments.
     let first = cli
@@ -62,7 +64,12 @@ fn statuses_stderr_and_sigint() {
 #[test]
 fn timeout_reports_what_was_printed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cli = Cli::spawn_program(stand_in(&dir), &["register"], &random_password()).unwrap();
+    let mut cli = Cli::spawn_program(
+        SHELL.into(),
+        &stand_in(&dir, "register"),
+        &random_password(),
+    )
+    .unwrap();
     let err = cli
         .wait_for_state("failed", Duration::from_millis(500))
         .unwrap_err();
@@ -76,7 +83,12 @@ fn timeout_reports_what_was_printed() {
 #[test]
 fn early_exit_fails_the_wait_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cli = Cli::spawn_program(stand_in(&dir), &["exit-early"], &random_password()).unwrap();
+    let mut cli = Cli::spawn_program(
+        SHELL.into(),
+        &stand_in(&dir, "exit-early"),
+        &random_password(),
+    )
+    .unwrap();
     let err = cli
         .wait_for_state("failed", Duration::from_secs(60))
         .unwrap_err();

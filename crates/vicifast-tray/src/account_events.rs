@@ -73,9 +73,8 @@ fn apply_event(shared: &Shared, account: &str, event: EngineEvent) {
     let who = who.as_deref();
     match event {
         EngineEvent::Status(status) => {
-            let (entry, notice, tray_changed) = {
+            let (entry, notice) = {
                 let mut view = shared.view();
-                let old_tray = view.tray();
                 let Some(shown) = shown(&mut view, account) else {
                     return;
                 };
@@ -91,14 +90,14 @@ fn apply_event(shared: &Shared, account: &str, event: EngineEvent) {
                 if let Some(e) = &entry {
                     view.push_timeline(e.clone());
                 }
-                (entry, notice, view.tray() != old_tray)
+                (entry, notice)
             };
             if account == ACCOUNT {
                 shared.emit("status", &status);
             } else {
                 shared.emit("accounts", &shared.view().other_accounts());
             }
-            announce(shared, entry, tray_changed, notice);
+            announce(shared, entry, notice);
         }
         EngineEvent::IncomingCall(call) => {
             let entry = named(timeline::from_call(&call), who);
@@ -113,19 +112,19 @@ fn apply_event(shared: &Shared, account: &str, event: EngineEvent) {
                 let extension = shown(&mut view, account).map(|a| a.who());
                 notifications::on_extension_in_use(&extension.unwrap_or_default(), &info.inner)
             };
-            announce(shared, Some(entry), false, Some(notice));
+            announce(shared, Some(entry), Some(notice));
         }
         EngineEvent::Softphone(status) => softphone_changed(shared, account, who, status),
         EngineEvent::CallRefused(refused) => {
             let entry = named(timeline::from_refused_call(&refused), who);
             shared.view().push_timeline(entry.clone());
-            announce(shared, Some(entry), false, None);
+            announce(shared, Some(entry), None);
         }
         EngineEvent::CallMoved(moved) => {
             let entry = named(timeline::from_call_moved(&moved), who);
             let notice = notifications::on_call_moved(&moved.inner);
             shared.view().push_timeline(entry.clone());
-            announce(shared, Some(entry), false, Some(notice));
+            announce(shared, Some(entry), Some(notice));
         }
         _ => {}
     }
@@ -161,7 +160,7 @@ fn show_softphone(shared: &Shared, account: &str, softphone: Option<SoftphoneVie
             title: "Softphone cannot reach VICIfast".to_owned(),
             body: problem,
         };
-        announce(shared, Some(entry), true, Some(notice));
+        announce(shared, Some(entry), Some(notice));
     }
 }
 
@@ -188,35 +187,27 @@ fn softphone_changed(
     if let (Some(who), Some(n)) = (who, notice.as_mut()) {
         n.body = format!("{who}: {}", n.body);
     }
-    let tray_changed = {
+    {
         let mut view = shared.view();
-        let old_tray = view.tray();
         match view.softphones.get_mut(account) {
             Some(shown) => shown.status = Some(status),
             // Reported by an engine this process no longer shows (stopped meanwhile).
             None => return,
         }
         view.push_timeline(entry.clone());
-        view.tray() != old_tray
-    };
+    }
     // The tray first: whoever reacts to the event sees the tray that goes with it.
-    announce(shared, Some(entry), tray_changed, notice);
+    announce(shared, Some(entry), notice);
     shared.emit("softphones", &shared.view().softphones());
 }
 
-/// What a change means beyond itself: a timeline line, the tray, a notice.
-fn announce(
-    shared: &Shared,
-    entry: Option<TimelineEntry>,
-    tray_changed: bool,
-    notice: Option<Notice>,
-) {
+/// What a change means beyond itself: a timeline line, the tray (sent only when it looks
+/// different), a notice.
+fn announce(shared: &Shared, entry: Option<TimelineEntry>, notice: Option<Notice>) {
     if let Some(e) = entry {
         shared.emit("timeline", &e);
     }
-    if tray_changed {
-        shared.refresh_tray();
-    }
+    shared.refresh_tray();
     if let Some(n) = notice {
         notifications::show(&n);
     }

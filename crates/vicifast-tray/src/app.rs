@@ -281,7 +281,6 @@ impl App {
             }
             Err((path, detail)) => {
                 self.settings_problem(&path, &detail);
-                self.refresh_tray();
                 return true;
             }
         };

@@ -44,6 +44,17 @@ impl Fixture {
         account
     }
 
+    /// The app's own account and `b` saved, each with its password when `passwords`, and the
+    /// app (not started) that will run them.
+    async fn two_accounts(passwords: bool) -> (Fixture, Arc<App>) {
+        let mut fixture = Fixture::new().await;
+        let own = fixture.account("default", passwords).await;
+        let other = fixture.account("b", passwords).await;
+        fixture.save(vec![own, other]);
+        let app = fixture.app();
+        (fixture, app)
+    }
+
     fn save(&self, accounts: Vec<AccountSettings>) {
         // A new file each time, as `vicifast-cli account set` writes it (replaced by rename).
         let _ = std::fs::remove_file(self.store.path());
@@ -81,11 +92,7 @@ fn other_state(app: &App, name: &str) -> Option<RegistrationState> {
 
 #[tokio::test]
 async fn quit_returns_once_every_accounts_last_status_is_shown() {
-    let mut fixture = Fixture::new().await;
-    let own = fixture.account("default", true).await;
-    let other = fixture.account("b", true).await;
-    fixture.save(vec![own, other]);
-    let app = fixture.app();
+    let (_fixture, app) = Fixture::two_accounts(true).await;
     assert!(!app.start().await, "nothing to set up or fix");
     assert!(app.tray_views().borrow().can_unregister, "both run");
 
@@ -105,11 +112,7 @@ async fn quit_returns_once_every_accounts_last_status_is_shown() {
 
 #[tokio::test]
 async fn an_account_without_a_password_says_so_whichever_it_is() {
-    let mut fixture = Fixture::new().await;
-    let own = fixture.account("default", false).await;
-    let other = fixture.account("b", false).await;
-    fixture.save(vec![own, other]);
-    let app = fixture.app();
+    let (_fixture, app) = Fixture::two_accounts(false).await;
     assert!(
         app.start().await,
         "the window opens to ask for the password"

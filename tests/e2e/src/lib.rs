@@ -113,22 +113,25 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no {field} in {path}"))
 }
 
-/// The `main` of a benchmark that takes a number of runs as its one optional argument
-/// (`default_runs` without it): runs `bench`, and says what failed.
+/// The `main` of a benchmark that takes one optional count (`usage` names it, with its range
+/// when bounded): `default` without it, refused outside `allowed`; runs `bench`, and says what
+/// failed.
 pub fn bench_main(
     name: &str,
-    default_runs: usize,
+    usage: &str,
+    default: usize,
+    allowed: std::ops::RangeInclusive<usize>,
     bench: fn(usize) -> Result<(), String>,
 ) -> ExitCode {
-    let runs = match std::env::args().nth(1).map(|a| a.parse()) {
-        None => default_runs,
-        Some(Ok(n)) if n > 0 => n,
+    let count = match std::env::args().nth(1).map(|a| a.parse()) {
+        None => default,
+        Some(Ok(n)) if allowed.contains(&n) => n,
         Some(_) => {
-            eprintln!("usage: {name} [runs]");
+            eprintln!("usage: {name} [{usage}]");
             return ExitCode::from(2);
         }
     };
-    match bench(runs) {
+    match bench(count) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("{name}: {err}");

@@ -28,21 +28,7 @@ use vicifast_e2e::{Cli, WAIT};
 const WARMUP: usize = 10;
 
 fn main() -> ExitCode {
-    let calls: usize = match std::env::args().nth(1).map(|a| a.parse()) {
-        None => 200,
-        Some(Ok(n)) if (1..=240).contains(&n) => n,
-        Some(_) => {
-            eprintln!("usage: bench_edge [calls, 1..=240]");
-            return ExitCode::from(2);
-        }
-    };
-    match bench(calls) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("bench_edge: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    vicifast_e2e::bench_main("bench_edge", "calls, 1..=240", 200, 1..=240, bench)
 }
 
 /// The bench's two ends.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use vicifast_e2e::{register_args, registrar_with_user, Cli, RegistrarOptions, Transport, WAIT};
 
 fn main() -> ExitCode {
-    vicifast_e2e::bench_main("bench_register", 20, bench)
+    vicifast_e2e::bench_main("bench_register", "runs", 20, 1..=usize::MAX, bench)
 }
 
 fn bench(runs: usize) -> Result<(), String> {

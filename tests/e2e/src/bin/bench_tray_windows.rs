@@ -15,7 +15,7 @@ use vicifast_e2e::wine::Wine;
 use vicifast_e2e::{account_args, registrar_with_user, RegistrarOptions, Transport, WAIT};
 
 fn main() -> ExitCode {
-    vicifast_e2e::bench_main("bench_tray_windows", 5, bench)
+    vicifast_e2e::bench_main("bench_tray_windows", "runs", 5, 1..=usize::MAX, bench)
 }
 
 fn program(var: &str) -> Result<PathBuf, String> {
